@@ -1,0 +1,60 @@
+// CPU backend of the MLP memory ops: parallel over the batch (at::parallel_for), each thread
+// running the ISA-specific kernels of mlp_memory_kernels.cpp. Registers the CPU impls.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "../ops/register_impls.h"
+#include "mlp_memory_kernels.h"
+
+namespace memory_ext {
+namespace cpu {
+namespace {
+
+template <typename P, typename Fn>
+void over_batch(const P& p, Fn fn) {
+  at::parallel_for(0, p.s.B, 1, [&](int64_t b0, int64_t b1) {
+    fn(p, static_cast<int>(b0), static_cast<int>(b1));
+  });
+}
+
+void* no_stream() { return nullptr; }
+
+struct CpuBackend {
+  static const MlpBackend& get() {
+    static const MlpBackend be = [] {
+      MlpBackend b{};
+      b.name = "CPU";
+      b.supports_f64 = true;
+      b.scan_fwd_f32 = [](const MlpScanFwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f32); };
+      b.scan_fwd_f64 = [](const MlpScanFwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f64); };
+      b.scan_bwd_f32 = [](const MlpScanBwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f32); };
+      b.scan_bwd_f64 = [](const MlpScanBwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f64); };
+      b.read_fwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f32); };
+      b.read_fwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f64); };
+      b.read_bwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f32); };
+      b.read_bwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f64); };
+      b.current_stream = &no_stream;
+      return b;
+    }();
+    return be;
+  }
+};
+
+}  // namespace
+
+const MlpCpuKernels& mlp_kernels() {
+  static const MlpCpuKernels& k = [&]() -> const MlpCpuKernels& {
+#if defined(MEMORY_EXT_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return mlp_kernels_avx2();
+#endif
+    return mlp_kernels_base();
+  }();
+  return k;
+}
+
+}  // namespace cpu
+}  // namespace memory_ext
+
+TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
+  memory_ext::MlpOpsFor<memory_ext::cpu::CpuBackend>::register_all(m);
+}

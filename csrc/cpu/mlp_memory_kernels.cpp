@@ -1,0 +1,62 @@
+// CPU kernels of the MLP memory ops: the shared per-batch-element algorithm
+// (mlp_memory_core.h) run by CpuExec. Built twice, see CMakeLists.txt.
+#include "cpu_exec.h"
+#include "memory_ext/mlp_memory_core.h"
+#include "mlp_memory_kernels.h"
+
+#ifndef MEMORY_EXT_CPU_CAP
+#define MEMORY_EXT_CPU_CAP base
+#endif
+#define ME_STR2(x) #x
+#define ME_STR(x) ME_STR2(x)
+#define ME_CAT2(a, b) a##b
+#define ME_CAT(a, b) ME_CAT2(a, b)
+
+namespace memory_ext {
+namespace cpu {
+namespace {
+
+template <typename T>
+void scan_fwd(const MlpScanFwdParams<T>& p, int b0, int b1) {
+  CpuExec ex;
+  const std::size_t ws = mlp_fwd_workspace(p.s);
+  for (int b = b0; b < b1; ++b) mlp_scan_forward_elem(ex, p, b, p.workspace + b * ws);
+}
+
+template <typename T>
+void scan_bwd(const MlpScanBwdParams<T>& p, int b0, int b1) {
+  CpuExec ex;
+  const std::size_t hot = MlpBwdScratch<T>::carve_hot(p.s, nullptr, nullptr);
+  const std::size_t ws = mlp_bwd_workspace(p.s, p.ckpt_every);
+  for (int b = b0; b < b1; ++b) {
+    T* base = p.workspace + b * ws;
+    mlp_scan_backward_elem(ex, p, b, base, base + hot);
+  }
+}
+
+template <typename T>
+void read_fwd(const MlpReadParams<T>& p, int b0, int b1) {
+  CpuExec ex;
+  const std::size_t ws = mlp_read_workspace(p.s);
+  for (int b = b0; b < b1; ++b) mlp_read_forward_elem(ex, p, b, p.workspace + b * ws);
+}
+
+template <typename T>
+void read_bwd(const MlpReadParams<T>& p, int b0, int b1) {
+  CpuExec ex;
+  const std::size_t ws = mlp_read_workspace(p.s);
+  for (int b = b0; b < b1; ++b) mlp_read_backward_elem(ex, p, b, p.workspace + b * ws);
+}
+
+}  // namespace
+
+const MlpCpuKernels& ME_CAT(mlp_kernels_, MEMORY_EXT_CPU_CAP)() {
+  static const MlpCpuKernels k = {
+      ME_STR(MEMORY_EXT_CPU_CAP), &scan_fwd<float>, &scan_fwd<double>, &scan_bwd<float>,
+      &scan_bwd<double>,          &read_fwd<float>, &read_fwd<double>, &read_bwd<float>,
+      &read_bwd<double>};
+  return k;
+}
+
+}  // namespace cpu
+}  // namespace memory_ext

@@ -1,0 +1,464 @@
+// The MLP fast-weight memory algorithm for ONE batch element, written once for every backend.
+//
+// `E` is an execution policy (CpuExec in csrc/cpu, CudaExec in csrc/cuda) providing:
+//   sync()                         barrier between phases (no-op on CPU)
+//   leader()                       true on exactly one thread
+//   for_n(n, f)                    f(i) for i in [0, n), spread over threads
+//   sum<T>(n, f)                   sum of f(i) over [0, n), result on every thread
+//   gemm_nt(M,N,K,A,B,C,a,b,epi)   C[m,n] = epi(m, n, a * sum_k A[m,k] B[n,k] + b C[m,n])
+//   gemm_tn(M,N,K,A,B,C,a,b)       C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]
+//   gemm_nn(M,N,K,A,B,C,a,b,epi)   C[m,n] = epi(m, n, a * sum_k A[m,k] B[k,n] + b C[m,n])
+// All matrices are dense row-major; b == 0 means C is not read. Every phase that reads what
+// another thread wrote is preceded by sync(). Control flow is uniform across threads.
+#pragma once
+
+#include "memory_ext/mlp_memory_params.h"
+
+namespace memory_ext {
+
+struct NoEpilogue {
+  template <typename T>
+  ME_HD ME_INLINE T operator()(int, int, T v) const { return v; }
+};
+
+template <typename T>
+struct ActEpilogue {  // hidden-layer activation after a forward gemm
+  Activation act;
+  ME_HD ME_INLINE T operator()(int, int, T v) const { return act_forward(act, v); }
+};
+
+template <typename T>
+struct ActGradEpilogue {  // v * act'(y[m, n]) for a backward gemm
+  Activation act;
+  const T* y;
+  int ld;
+  ME_HD ME_INLINE T operator()(int m, int n, T v) const { return v * act_grad(act, y[m * ld + n]); }
+};
+
+template <typename T, typename E>
+ME_DEVICE void copy_n(E& ex, int n, const T* src, T* dst) {
+  ex.for_n(n, [&](int i) { dst[i] = src[i]; });
+}
+
+// Forward pass of `rows` keys through W (spec 1.1). acts[0] = keys, acts[1..L-1] hidden
+// buffers [rows, n[l]], acts[L] the output [rows, n_L]. Ends synced.
+template <typename T, typename E>
+ME_DEVICE void mlp_forward(E& ex, const MlpShape& s, Activation act, T* const* W, T* const* acts,
+                           int rows) {
+  for (int l = 0; l < s.L; ++l) {
+    if (l < s.L - 1) {
+      ex.gemm_nt(rows, s.n[l + 1], s.n[l], acts[l], W[l], acts[l + 1], T(1), T(0),
+                 ActEpilogue<T>{act});
+    } else {
+      ex.gemm_nt(rows, s.n[l + 1], s.n[l], acts[l], W[l], acts[l + 1], T(1), T(0), NoEpilogue{});
+    }
+    ex.sync();
+  }
+}
+
+// Backward of mlp_forward. delta: [rows, n_L] upstream gradient (overwritten), tmp same size.
+// G[l] += delta_l^T acts[l];  g_keys (+)= dJ/dkeys. Ends synced.
+template <typename T, typename E>
+ME_DEVICE void mlp_backward(E& ex, const MlpShape& s, Activation act, T* const* W, T* const* acts,
+                            int rows, T* delta, T* tmp, T* const* G, T* g_keys) {
+  for (int l = s.L - 1; l >= 0; --l) {
+    ex.gemm_tn(s.n[l + 1], s.n[l], rows, delta, acts[l], G[l], T(1), T(1));
+    if (l > 0) {
+      ex.gemm_nn(rows, s.n[l], s.n[l + 1], delta, W[l], tmp, T(1), T(0),
+                 ActGradEpilogue<T>{act, acts[l], s.n[l]});
+    } else {
+      ex.gemm_nn(rows, s.n[0], s.n[1], delta, W[0], g_keys, T(1), T(1), NoEpilogue{});
+    }
+    ex.sync();
+    T* t = delta;
+    delta = tmp;
+    tmp = t;
+  }
+}
+
+// Errors of the write (spec 1.2 / 1.3) from the write activations A[0..L] at the current W.
+// local: D[l] = c_l (A[l] - z[l-1]);  grad: D[L] = c_L (A[L] - v), D[l] = g[l] * act'(A[l]) with
+// g[l] = D[l+1] W[l] (g may be nullptr when not needed). Ends synced.
+template <typename T, typename E>
+ME_DEVICE void write_errors(E& ex, const MlpShape& s, Activation act, WriteRule rule,
+                            T* const* W, T* const* A, const T* const* z, T* const* D,
+                            T* const* g) {
+  if (rule == WriteRule::Local) {
+    for (int l = 1; l <= s.L; ++l) {
+      const T c = T(2) / (T(s.H) * T(s.n[l]));
+      const T* a = A[l];
+      const T* zl = z[l - 1];
+      T* d = D[l];
+      ex.for_n(s.H * s.n[l], [&](int i) { d[i] = c * (a[i] - zl[i]); });
+    }
+    ex.sync();
+    return;
+  }
+  const int L = s.L;
+  const T c = T(2) / (T(s.H) * T(s.n[L]));
+  {
+    const T* a = A[L];
+    const T* v = z[0];
+    T* d = D[L];
+    ex.for_n(s.H * s.n[L], [&](int i) { d[i] = c * (a[i] - v[i]); });
+  }
+  ex.sync();
+  for (int l = L - 1; l >= 1; --l) {
+    if (g != nullptr) {
+      ex.gemm_nn(s.H, s.n[l], s.n[l + 1], D[l + 1], W[l], g[l], T(1), T(0), NoEpilogue{});
+      ex.sync();
+      const T* gl = g[l];
+      const T* a = A[l];
+      T* d = D[l];
+      ex.for_n(s.H * s.n[l], [&](int i) { d[i] = gl[i] * act_grad(act, a[i]); });
+    } else {
+      ex.gemm_nn(s.H, s.n[l], s.n[l + 1], D[l + 1], W[l], D[l], T(1), T(0),
+                 ActGradEpilogue<T>{act, A[l], s.n[l]});
+    }
+    ex.sync();
+  }
+}
+
+// W_out[l] = (1 - alpha) W_in[l] - beta[l] D[l+1]^T A[l]. W_out may equal W_in. Ends synced.
+template <typename T, typename E>
+ME_DEVICE void write_apply(E& ex, const MlpShape& s, T* const* W_in, T* const* W_out,
+                           T* const* A, T* const* D, const T* beta, T keep) {
+  for (int l = 0; l < s.L; ++l) {
+    if (W_out[l] != W_in[l]) copy_n(ex, s.weight_numel(l), W_in[l], W_out[l]);
+  }
+  ex.sync();
+  for (int l = 0; l < s.L; ++l) {
+    ex.gemm_tn(s.n[l + 1], s.n[l], s.H, D[l + 1], A[l], W_out[l], -beta[l], keep);
+  }
+  ex.sync();
+}
+
+// recon = (1/(H n_L)) sum_h ||out_h - v_h||^2
+template <typename T, typename E>
+ME_DEVICE T recon_loss(E& ex, const MlpShape& s, const T* out, const T* v) {
+  const int n = s.H * s.n[s.L];
+  T tot = ex.template sum<T>(n, [&](int i) {
+    const T d = out[i] - v[i];
+    return d * d;
+  });
+  return tot / T(n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scan forward for batch element b.
+template <typename T, typename E>
+ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b, T* ws) {
+  const MlpShape& s = p.s;
+  MlpFwdScratch<T> sc;
+  MlpFwdScratch<T>::carve(s, ws, &sc);
+  const int n0 = s.n[0], nL = s.n[s.L];
+  for (int l = 0; l < s.L; ++l) {
+    copy_n(ex, s.weight_numel(l), p.w0[l] + std::size_t(b) * s.weight_numel(l), sc.W[l]);
+  }
+  ex.sync();
+  const T keep = p.alpha ? T(1) - p.alpha[b] : T(1);
+  const int NC = (s.T + p.ckpt_every - 1) / p.ckpt_every;
+  for (int t = 0; t < s.T; ++t) {
+    const std::size_t bt = std::size_t(b) * s.T + t;
+    if (p.ckpt[0] != nullptr && t % p.ckpt_every == 0) {
+      const int k = t / p.ckpt_every;
+      for (int l = 0; l < s.L; ++l) {
+        copy_n(ex, s.weight_numel(l), sc.W[l],
+               p.ckpt[l] + (std::size_t(b) * NC + k) * s.weight_numel(l));
+      }
+    }
+    T* A[kMaxLayers + 1];
+    A[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
+    for (int l = 1; l <= s.L; ++l) A[l] = sc.A[l];
+    const T* z[kMaxLayers];
+    const int nz = p.rule == WriteRule::Local ? s.L : 1;
+    for (int l = 0; l < nz; ++l) {
+      const int w = p.rule == WriteRule::Local ? s.n[l + 1] : nL;
+      z[l] = p.z[l] + bt * s.H * w;
+    }
+    mlp_forward(ex, s, p.act, sc.W, A, s.H);
+    write_errors<T>(ex, s, p.act, p.rule, sc.W, A, z, sc.D, nullptr);
+    write_apply(ex, s, sc.W, sc.W, A, sc.D, p.beta + bt * s.L, keep);
+    if (s.Hr > 0) {
+      T* R[kMaxLayers + 1];
+      R[0] = const_cast<T*>(p.kr) + bt * s.Hr * n0;
+      for (int l = 1; l < s.L; ++l) R[l] = sc.RA[l];
+      R[s.L] = p.reads + bt * s.Hr * nL;
+      mlp_forward(ex, s, p.act, sc.W, R, s.Hr);
+    }
+    if (p.rv != nullptr) {
+      T* R[kMaxLayers + 1];
+      R[0] = A[0];
+      for (int l = 1; l <= s.L; ++l) R[l] = sc.RA[l];
+      mlp_forward(ex, s, p.act, sc.W, R, s.H);
+      const T r = recon_loss(ex, s, sc.RA[s.L], p.rv + bt * s.H * nL);
+      if (ex.leader()) p.recon[bt] = r;
+      ex.sync();
+    }
+  }
+  for (int l = 0; l < s.L; ++l) {
+    copy_n(ex, s.weight_numel(l), sc.W[l], p.w_out[l] + std::size_t(b) * s.weight_numel(l));
+  }
+  ex.sync();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward through one step t whose pre-update weights are Wp and post-update weights Wt.
+// On entry sc.G holds dJ/dW_t without this step's read/recon terms; on exit dJ/dW_{t-1}.
+template <typename T, typename E>
+ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b, int t,
+                                      MlpBwdScratch<T>& sc, T* const* Wp, T* const* Wt,
+                                      T* const* A, T* const* D, T* const* g) {
+  const MlpShape& s = p.s;
+  const int L = s.L, n0 = s.n[0], nL = s.n[L];
+  const std::size_t bt = std::size_t(b) * s.T + t;
+  const T keep = p.alpha ? T(1) - p.alpha[b] : T(1);
+  const T* beta = p.beta + bt * L;
+
+  // 1. read and recon at W_t.
+  if (s.Hr > 0 && p.g_reads != nullptr) {
+    T* R[kMaxLayers + 1];
+    R[0] = const_cast<T*>(p.kr) + bt * s.Hr * n0;
+    for (int l = 1; l <= L; ++l) R[l] = sc.RA[l];
+    mlp_forward(ex, s, p.act, Wt, R, s.Hr);
+    copy_n(ex, s.Hr * nL, p.g_reads + bt * s.Hr * nL, sc.buf0);
+    ex.sync();
+    mlp_backward(ex, s, p.act, Wt, R, s.Hr, sc.buf0, sc.buf1, sc.G, p.g_kr + bt * s.Hr * n0);
+  }
+  if (p.rv != nullptr && p.g_recon != nullptr) {
+    T* R[kMaxLayers + 1];
+    R[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
+    for (int l = 1; l <= L; ++l) R[l] = sc.RA[l];
+    mlp_forward(ex, s, p.act, Wt, R, s.H);
+    const T c = p.g_recon[bt] * T(2) / T(s.H * nL);
+    const T* v = p.rv + bt * s.H * nL;
+    T* gv = p.g_rv + bt * s.H * nL;
+    const T* out = sc.RA[L];
+    T* d = sc.buf0;
+    ex.for_n(s.H * nL, [&](int i) {
+      const T di = c * (out[i] - v[i]);
+      d[i] = di;
+      gv[i] -= di;
+    });
+    ex.sync();
+    mlp_backward(ex, s, p.act, Wt, R, s.H, sc.buf0, sc.buf1, sc.G, p.g_kw + bt * s.H * n0);
+  }
+
+  // 2. through the update W_t = keep * W_{t-1} - beta U, U^l = D^T A.
+  T* dA[kMaxLayers + 1];
+  dA[0] = p.g_kw + bt * s.H * n0;
+  for (int l = 1; l <= L; ++l) {
+    dA[l] = sc.dA[l];
+    T* dal = dA[l];
+    ex.for_n(s.H * s.n[l], [&](int i) { dal[i] = T(0); });
+  }
+  ex.sync();
+  for (int l = 0; l < L; ++l) {
+    // Q = A[l] G[l]^T  [H, n[l+1]] into dD[l+1]
+    ex.gemm_nt(s.H, s.n[l + 1], s.n[l], A[l], sc.G[l], sc.dD[l + 1], T(1), T(0), NoEpilogue{});
+  }
+  ex.sync();
+  T dalpha = T(0);
+  for (int l = 0; l < L; ++l) {
+    const T* Q = sc.dD[l + 1];
+    const T* Dl = D[l + 1];
+    const T gb = -ex.template sum<T>(s.H * s.n[l + 1], [&](int i) { return Dl[i] * Q[i]; });
+    if (ex.leader()) p.g_beta[bt * L + l] += gb;
+    // dA[l] += -beta D G
+    ex.gemm_nn(s.H, s.n[l], s.n[l + 1], D[l + 1], sc.G[l], dA[l], -beta[l], T(1), NoEpilogue{});
+    if (p.alpha != nullptr && p.g_alpha != nullptr) {
+      const T* Gl = sc.G[l];
+      const T* Wl = Wp[l];
+      dalpha -= ex.template sum<T>(s.weight_numel(l), [&](int i) { return Gl[i] * Wl[i]; });
+    }
+  }
+  if (p.alpha != nullptr && p.g_alpha != nullptr && ex.leader()) p.g_alpha[b] += dalpha;
+  ex.sync();
+  for (int l = 0; l < L; ++l) {
+    T* dD = sc.dD[l + 1];
+    const T mb = -beta[l];
+    ex.for_n(s.H * s.n[l + 1], [&](int i) { dD[i] *= mb; });
+    if (keep != T(1)) {
+      T* Gl = sc.G[l];
+      ex.for_n(s.weight_numel(l), [&](int i) { Gl[i] *= keep; });
+    }
+  }
+  ex.sync();
+  // dD -> dA, dz (local) or through the inner backward (grad).
+  if (p.rule == WriteRule::Local) {
+    for (int l = 1; l <= L; ++l) {
+      const T c = T(2) / (T(s.H) * T(s.n[l]));
+      const T* dD = sc.dD[l];
+      T* dal = dA[l];
+      T* gz = p.g_z[l - 1] + bt * s.H * s.n[l];
+      ex.for_n(s.H * s.n[l], [&](int i) {
+        dal[i] += c * dD[i];
+        gz[i] -= c * dD[i];
+      });
+    }
+    ex.sync();
+  } else {
+    for (int l = 1; l < L; ++l) {
+      // D[l] = g[l] * act'(A[l]), g[l] = D[l+1] W[l]
+      const T* dD = sc.dD[l];
+      const T* gl = g[l];
+      const T* al = A[l];
+      T* dg = sc.buf0;
+      T* dpx = sc.dPx[l];
+      ex.for_n(s.H * s.n[l], [&](int i) {
+        dg[i] = dD[i] * act_grad(p.act, al[i]);
+        dpx[i] = dD[i] * gl[i] * act_grad2(p.act, al[i]);
+      });
+      ex.sync();
+      ex.gemm_nt(s.H, s.n[l + 1], s.n[l], dg, Wp[l], sc.dD[l + 1], T(1), T(1), NoEpilogue{});
+      ex.gemm_tn(s.n[l + 1], s.n[l], s.H, D[l + 1], dg, sc.G[l], T(1), T(1));
+      ex.sync();
+    }
+    const T c = T(2) / (T(s.H) * T(nL));
+    const T* dD = sc.dD[L];
+    T* dal = dA[L];
+    T* gv = p.g_z[0] + bt * s.H * nL;
+    ex.for_n(s.H * nL, [&](int i) {
+      dal[i] += c * dD[i];
+      gv[i] -= c * dD[i];
+    });
+    ex.sync();
+  }
+
+  // 3. through the pre-update forward at W_{t-1}.
+  for (int l = L; l >= 1; --l) {
+    T* dal = dA[l];
+    if (l < L) {
+      const T* al = A[l];
+      const T* dpx = sc.dPx[l];
+      const bool second = p.rule == WriteRule::Grad;
+      ex.for_n(s.H * s.n[l], [&](int i) {
+        dal[i] = dal[i] * act_grad(p.act, al[i]) + (second ? dpx[i] : T(0));
+      });
+      ex.sync();
+    }
+    ex.gemm_tn(s.n[l], s.n[l - 1], s.H, dal, A[l - 1], sc.G[l - 1], T(1), T(1));
+    ex.gemm_nn(s.H, s.n[l - 1], s.n[l], dal, Wp[l - 1], dA[l - 1], T(1), T(1), NoEpilogue{});
+    ex.sync();
+  }
+}
+
+// Scan backward for batch element b: segment by segment, replay W from the checkpoint, then
+// walk the segment in reverse.
+template <typename T, typename E>
+ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b, T* hot,
+                                      T* cold) {
+  const MlpShape& s = p.s;
+  const int L = s.L, C = p.ckpt_every, n0 = s.n[0], nL = s.n[L];
+  const int NC = (s.T + C - 1) / C;
+  const int wn = s.weights_numel();
+  MlpBwdScratch<T> sc;
+  MlpBwdScratch<T>::carve_hot(s, hot, &sc);
+  MlpBwdScratch<T>::carve_cold(s, C, cold, &sc);
+  const T keep = p.alpha ? T(1) - p.alpha[b] : T(1);
+
+  for (int l = 0; l < L; ++l) {
+    T* Gl = sc.G[l];
+    const T* src = p.g_wT[l] ? p.g_wT[l] + std::size_t(b) * s.weight_numel(l) : nullptr;
+    ex.for_n(s.weight_numel(l), [&](int i) { Gl[i] = src ? src[i] : T(0); });
+  }
+  ex.sync();
+
+  for (int seg = NC - 1; seg >= 0; --seg) {
+    const int t0 = seg * C;
+    const int t1 = t0 + C < s.T ? t0 + C : s.T;
+    // snapshot pointers: snap i holds W_{t0 + i}
+    auto snap_ptrs = [&](int i, T** W) {
+      T* base = sc.snap + std::size_t(i) * wn;
+      for (int l = 0; l < L; ++l) {
+        W[l] = base;
+        base += s.weight_numel(l);
+      }
+    };
+    {
+      T* W0[kMaxLayers];
+      snap_ptrs(0, W0);
+      for (int l = 0; l < L; ++l) {
+        copy_n(ex, s.weight_numel(l),
+               p.ckpt[l] + (std::size_t(b) * NC + seg) * s.weight_numel(l), W0[l]);
+      }
+      ex.sync();
+    }
+    // replay
+    for (int t = t0; t < t1; ++t) {
+      const int i = t - t0;
+      const std::size_t bt = std::size_t(b) * s.T + t;
+      T *Wp[kMaxLayers], *Wn[kMaxLayers], *A[kMaxLayers + 1], *D[kMaxLayers + 1],
+          *g[kMaxLayers + 1];
+      snap_ptrs(i, Wp);
+      snap_ptrs(i + 1, Wn);
+      sc.step_views(s, i, A, D, g);
+      A[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
+      const T* z[kMaxLayers];
+      const int nz = p.rule == WriteRule::Local ? L : 1;
+      for (int l = 0; l < nz; ++l) {
+        const int w = p.rule == WriteRule::Local ? s.n[l + 1] : nL;
+        z[l] = p.z[l] + bt * s.H * w;
+      }
+      mlp_forward(ex, s, p.act, Wp, A, s.H);
+      write_errors<T>(ex, s, p.act, p.rule, Wp, A, z, D, g);
+      write_apply(ex, s, Wp, Wn, A, D, p.beta + bt * L, keep);
+    }
+    // reverse
+    for (int t = t1 - 1; t >= t0; --t) {
+      const int i = t - t0;
+      const std::size_t bt = std::size_t(b) * s.T + t;
+      T *Wp[kMaxLayers], *Wn[kMaxLayers], *A[kMaxLayers + 1], *D[kMaxLayers + 1],
+          *g[kMaxLayers + 1];
+      snap_ptrs(i, Wp);
+      snap_ptrs(i + 1, Wn);
+      sc.step_views(s, i, A, D, g);
+      A[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
+      mlp_step_backward_elem(ex, p, b, t, sc, Wp, Wn, A, D, g);
+    }
+  }
+  for (int l = 0; l < L; ++l) {
+    copy_n(ex, s.weight_numel(l), sc.G[l], p.g_w0[l] + std::size_t(b) * s.weight_numel(l));
+  }
+  ex.sync();
+}
+
+// ---------------------------------------------------------------------------------------------
+template <typename T, typename E>
+ME_DEVICE void mlp_read_forward_elem(E& ex, const MlpReadParams<T>& p, int b, T* ws) {
+  const MlpShape& s = p.s;
+  MlpReadScratch<T> sc;
+  MlpReadScratch<T>::carve(s, ws, &sc);
+  for (int l = 0; l < s.L; ++l) {
+    copy_n(ex, s.weight_numel(l), p.w[l] + std::size_t(b) * s.weight_numel(l), sc.W[l]);
+  }
+  ex.sync();
+  T* R[kMaxLayers + 1];
+  R[0] = const_cast<T*>(p.keys) + std::size_t(b) * s.Hr * s.n[0];
+  for (int l = 1; l < s.L; ++l) R[l] = sc.RA[l];
+  R[s.L] = p.out + std::size_t(b) * s.Hr * s.n[s.L];
+  mlp_forward(ex, s, p.act, sc.W, R, s.Hr);
+}
+
+template <typename T, typename E>
+ME_DEVICE void mlp_read_backward_elem(E& ex, const MlpReadParams<T>& p, int b, T* ws) {
+  const MlpShape& s = p.s;
+  MlpReadScratch<T> sc;
+  MlpReadScratch<T>::carve(s, ws, &sc);
+  T* G[kMaxLayers];
+  for (int l = 0; l < s.L; ++l) {
+    copy_n(ex, s.weight_numel(l), p.w[l] + std::size_t(b) * s.weight_numel(l), sc.W[l]);
+    G[l] = p.g_w[l] + std::size_t(b) * s.weight_numel(l);  // zero-initialised by the host
+  }
+  ex.sync();
+  T* R[kMaxLayers + 1];
+  R[0] = const_cast<T*>(p.keys) + std::size_t(b) * s.Hr * s.n[0];
+  for (int l = 1; l <= s.L; ++l) R[l] = sc.RA[l];
+  mlp_forward(ex, s, p.act, sc.W, R, s.Hr);
+  copy_n(ex, s.Hr * s.n[s.L], p.g_out + std::size_t(b) * s.Hr * s.n[s.L], sc.buf0);
+  ex.sync();
+  mlp_backward(ex, s, p.act, sc.W, R, s.Hr, sc.buf0, sc.buf1, G,
+               p.g_keys + std::size_t(b) * s.Hr * s.n[0]);
+}
+
+}  // namespace memory_ext

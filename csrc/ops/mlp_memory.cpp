@@ -1,0 +1,474 @@
+// Host wrappers of the MLP memory ops: validate -> fill params -> call the backend.
+#include "mlp_memory.h"
+
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+#include <string>
+
+namespace memory_ext {
+namespace {
+
+struct Dim {
+  std::string label;
+  int64_t size;
+};
+
+std::string join_dims(const std::vector<Dim>& dims, bool labels) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i) os << ", ";
+    if (labels) os << dims[i].label; else os << dims[i].size;
+  }
+  os << "]";
+  return os.str();
+}
+
+// "name must be [B, H, n_0] = [4, 2, 64], got [4, 64]"
+void check_shape(const Tensor& t, const std::string& name, const std::vector<Dim>& dims) {
+  bool ok = t.dim() == static_cast<int64_t>(dims.size());
+  for (size_t i = 0; ok && i < dims.size(); ++i) ok = t.size(i) == dims[i].size;
+  TORCH_CHECK(ok, name, " must be ", join_dims(dims, true), " = ", join_dims(dims, false),
+              ", got ", t.sizes());
+}
+
+std::vector<Dim> with_time(std::vector<Dim> dims, bool has_time, int64_t T) {
+  if (has_time) dims.insert(dims.begin() + 1, Dim{"T", T});
+  return dims;
+}
+
+std::string width(int l) { return "n_" + std::to_string(l); }
+
+void check_like(const Tensor& t, const std::string& name, const Tensor& ref) {
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " must have dtype ",
+              ref.scalar_type(), " like weights[0], got ", t.scalar_type());
+  TORCH_CHECK(t.device() == ref.device(), name, " must be on ", ref.device(),
+              " like weights[0], got ", t.device());
+}
+
+Activation parse_activation(c10::string_view a) {
+  if (a == "tanh") return Activation::Tanh;
+  if (a == "sigmoid") return Activation::Sigmoid;
+  if (a == "relu") return Activation::Relu;
+  if (a == "identity") return Activation::Identity;
+  TORCH_CHECK(false, "activation must be one of 'tanh', 'sigmoid', 'relu', 'identity', got '",
+              std::string(a), "'");
+}
+
+WriteRule parse_rule(c10::string_view r) {
+  if (r == "local") return WriteRule::Local;
+  if (r == "grad") return WriteRule::Grad;
+  TORCH_CHECK(false, "rule must be 'local' or 'grad', got '", std::string(r), "'");
+}
+
+bool nan_fill_outputs() {
+  static const bool on = std::getenv("MEMORY_EXT_DEBUG_NAN_FILL") != nullptr;
+  return on;
+}
+
+Tensor new_output(const Tensor& like, at::IntArrayRef sizes) {
+  Tensor t = at::empty(sizes, like.options());
+  if (nan_fill_outputs()) t.fill_(std::numeric_limits<double>::quiet_NaN());
+  return t;
+}
+
+// Weights define B, L, n_0..n_L, dtype and device.
+MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* name) {
+  MlpShape s;
+  const int64_t L = static_cast<int64_t>(weights.size());
+  TORCH_CHECK(L >= 1 && L <= kMaxLayers, name, " must be a list of 1 to ", kMaxLayers,
+              " tensors (one per layer), got ", L);
+  const Tensor& w0 = weights[0];
+  TORCH_CHECK(w0.dim() == 3, name, "[0] must be [B, n_1, n_0], got ", w0.sizes());
+  TORCH_CHECK(w0.scalar_type() == at::kFloat || w0.scalar_type() == at::kDouble, name,
+              "[0] must be float32 or float64, got ", w0.scalar_type());
+  TORCH_CHECK(w0.scalar_type() == at::kFloat || be.supports_f64, name,
+              "[0]: float64 is not supported on ", be.name, ", use float32");
+  s.L = static_cast<int>(L);
+  s.B = static_cast<int>(w0.size(0));
+  s.n[0] = static_cast<int>(w0.size(2));
+  for (int l = 0; l < s.L; ++l) {
+    const std::string nm = std::string(name) + "[" + std::to_string(l) + "]";
+    const Tensor& w = weights[l];
+    const int64_t out = w.dim() == 3 ? w.size(1) : -1;
+    check_shape(w, nm, {{"B", s.B}, {width(l + 1), out}, {width(l), s.n[l]}});
+    if (l) check_like(w, nm, w0);
+    TORCH_CHECK(out >= 1, nm, " must have a width n_", l + 1, " >= 1, got ", w.sizes());
+    s.n[l + 1] = static_cast<int>(out);
+  }
+  TORCH_CHECK(s.n[0] >= 1, name, "[0] must have a key width n_0 >= 1, got ", w0.sizes());
+  return s;
+}
+
+struct ScanInputs {
+  MlpShape s;
+  Activation act;
+  WriteRule rule;
+  bool beta_per_layer = false;
+  std::vector<Tensor> w;  // [B, n_{l+1}, n_l]
+  Tensor kw;              // [B, T, H, n_0]
+  std::vector<Tensor> z;  // [B, T, H, n_l] or values [B, T, H, n_L]
+  Tensor beta;            // [B, T, L]
+  Tensor kr;              // [B, T, Hr, n_0]
+  OptTensor alpha;        // [B]
+  OptTensor rv;           // [B, T, H, n_L]
+  bool recon = false;     // compute recon (given values, or rule grad's own values)
+};
+
+// Validates step-shaped (has_time false) or scan-shaped inputs and returns scan-shaped,
+// contiguous tensors.
+ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw,
+                      TensorList targets, const Tensor& beta, const OptTensor& kr,
+                      const OptTensor& alpha, const OptTensor& rv, c10::string_view rule,
+                      c10::string_view activation, bool has_time, const char* weights_name) {
+  ScanInputs in;
+  in.act = parse_activation(activation);
+  in.rule = parse_rule(rule);
+  MlpShape& s = in.s;
+  s = check_weights(be, weights, weights_name);
+  const Tensor& ref = weights[0];
+  const int L = s.L;
+  const int64_t B = s.B, n0 = s.n[0], nL = s.n[L];
+  const std::string kw_labels = has_time ? "[B, T, H, n_0]" : "[B, H, n_0]";
+  TORCH_CHECK(kw.dim() == (has_time ? 4 : 3), "write_keys must be ", kw_labels, ", got ",
+              kw.sizes());
+  check_like(kw, "write_keys", ref);
+  const int64_t T = has_time ? kw.size(1) : 1;
+  const int64_t H = kw.size(-2);
+  check_shape(kw, "write_keys", with_time({{"B", B}, {"H", H}, {width(0), n0}}, has_time, T));
+  TORCH_CHECK(H >= 1, "write_keys must have at least one head (H >= 1), got ", kw.sizes());
+  s.T = static_cast<int>(T);
+  s.H = static_cast<int>(H);
+
+  const size_t want = in.rule == WriteRule::Local ? static_cast<size_t>(L) : 1;
+  TORCH_CHECK(targets.size() == want, "targets must be a list of ", want,
+              in.rule == WriteRule::Local ? " tensors (one per layer, [B, H, n_l] for l = 1..L) "
+                                            "for rule 'local'"
+                                          : " tensor (the values [B, H, n_L]) for rule 'grad'",
+              ", got ", targets.size());
+  for (size_t l = 0; l < want; ++l) {
+    const std::string nm = "targets[" + std::to_string(l) + "]";
+    const int wl = in.rule == WriteRule::Local ? static_cast<int>(l) + 1 : L;
+    check_shape(targets[l], nm, with_time({{"B", B}, {"H", H}, {width(wl), s.n[wl]}}, has_time, T));
+    check_like(targets[l], nm, ref);
+    Tensor z = targets[l].contiguous();
+    in.z.push_back(has_time ? z : z.unsqueeze(1));
+  }
+
+  check_like(beta, "beta", ref);
+  const int64_t bdim = has_time ? 2 : 1;
+  const bool per_layer = beta.dim() == bdim + 1;
+  if (per_layer) {
+    check_shape(beta, "beta", with_time({{"B", B}, {"L", L}}, has_time, T));
+  } else {
+    TORCH_CHECK(beta.dim() == bdim && beta.size(0) == B && (!has_time || beta.size(1) == T),
+                "beta must be ", has_time ? "[B, T] = [" : "[B] = [", B,
+                has_time ? ", " + std::to_string(T) : std::string(), "] or ",
+                has_time ? "[B, T, L] = [" : "[B, L] = [", B,
+                has_time ? ", " + std::to_string(T) : std::string(), ", ", L, "], got ",
+                beta.sizes());
+  }
+  in.beta_per_layer = per_layer;
+  {
+    Tensor b3 = has_time ? beta : beta.unsqueeze(1);
+    if (!per_layer) b3 = b3.unsqueeze(-1);
+    in.beta = b3.expand({B, T, L}).contiguous();
+  }
+
+  if (kr.has_value()) {
+    const Tensor& r = *kr;
+    TORCH_CHECK(r.dim() == (has_time ? 4 : 3), "read_keys must be ",
+                has_time ? "[B, T, Hr, n_0]" : "[B, Hr, n_0]", ", got ", r.sizes());
+    check_like(r, "read_keys", ref);
+    const int64_t Hr = r.size(-2);
+    check_shape(r, "read_keys", with_time({{"B", B}, {"Hr", Hr}, {width(0), n0}}, has_time, T));
+    s.Hr = static_cast<int>(Hr);
+    Tensor rc = r.contiguous();
+    in.kr = has_time ? rc : rc.unsqueeze(1);
+  } else {
+    s.Hr = 0;
+    in.kr = at::empty({B, T, 0, n0}, ref.options());
+  }
+
+  if (alpha.has_value()) {
+    check_shape(*alpha, "alpha", {{"B", B}});
+    check_like(*alpha, "alpha", ref);
+    in.alpha = alpha->contiguous();
+  }
+  if (rv.has_value()) {
+    check_shape(*rv, "recon_values", with_time({{"B", B}, {"H", H}, {width(L), nL}}, has_time, T));
+    check_like(*rv, "recon_values", ref);
+    Tensor v = rv->contiguous();
+    in.rv = has_time ? v : v.unsqueeze(1);
+  }
+  in.recon = in.rv.has_value() || in.rule == WriteRule::Grad;
+  for (int l = 0; l < L; ++l) in.w.push_back(weights[l].contiguous());
+  in.kw = has_time ? kw.contiguous() : kw.contiguous().unsqueeze(1);
+  return in;
+}
+
+// Backend entry points by dtype (overloads, so AT_DISPATCH lambdas can call them).
+void launch_scan_fwd(const MlpBackend& be, const MlpScanFwdParams<float>& p) { be.scan_fwd_f32(p, be.current_stream()); }
+void launch_scan_fwd(const MlpBackend& be, const MlpScanFwdParams<double>& p) { be.scan_fwd_f64(p, be.current_stream()); }
+void launch_scan_bwd(const MlpBackend& be, const MlpScanBwdParams<float>& p) { be.scan_bwd_f32(p, be.current_stream()); }
+void launch_scan_bwd(const MlpBackend& be, const MlpScanBwdParams<double>& p) { be.scan_bwd_f64(p, be.current_stream()); }
+void launch_read_fwd(const MlpBackend& be, const MlpReadParams<float>& p) { be.read_fwd_f32(p, be.current_stream()); }
+void launch_read_fwd(const MlpBackend& be, const MlpReadParams<double>& p) { be.read_fwd_f64(p, be.current_stream()); }
+void launch_read_bwd(const MlpBackend& be, const MlpReadParams<float>& p) { be.read_bwd_f32(p, be.current_stream()); }
+void launch_read_bwd(const MlpBackend& be, const MlpReadParams<double>& p) { be.read_bwd_f64(p, be.current_stream()); }
+
+template <typename T>
+void fill_fwd_inputs(const ScanInputs& in, MlpScanFwdParams<T>& p) {
+  p.s = in.s;
+  p.act = in.act;
+  p.rule = in.rule;
+  for (int l = 0; l < in.s.L; ++l) p.w0[l] = in.w[l].data_ptr<T>();
+  p.kw = in.kw.data_ptr<T>();
+  for (size_t l = 0; l < in.z.size(); ++l) p.z[l] = in.z[l].data_ptr<T>();
+  p.beta = in.beta.data_ptr<T>();
+  p.alpha = in.alpha ? in.alpha->data_ptr<T>() : nullptr;
+  p.kr = in.kr.data_ptr<T>();
+  // rule grad always reconstructs its own values unless other values are given
+  p.rv = !in.recon ? nullptr : (in.rv ? in.rv->data_ptr<T>() : p.z[0]);
+}
+
+struct FwdOut {
+  Tensor reads;
+  std::vector<Tensor> w_out;
+  Tensor recon;
+  std::vector<Tensor> ckpt;
+};
+
+template <typename T>
+void run_scan_fwd(const MlpBackend& be, const ScanInputs& in, FwdOut& o, int C) {
+  MlpScanFwdParams<T> p;
+  fill_fwd_inputs(in, p);
+  p.ckpt_every = C;
+  p.reads = o.reads.data_ptr<T>();
+  for (int l = 0; l < in.s.L; ++l) {
+    p.w_out[l] = o.w_out[l].data_ptr<T>();
+    p.ckpt[l] = o.ckpt.empty() ? nullptr : o.ckpt[l].data_ptr<T>();
+  }
+  p.recon = in.recon ? o.recon.data_ptr<T>() : nullptr;
+  Tensor ws = at::empty({in.s.B, static_cast<int64_t>(mlp_fwd_workspace(in.s))},
+                        in.w[0].options());
+  p.workspace = ws.data_ptr<T>();
+  launch_scan_fwd(be, p);
+}
+
+FwdOut scan_forward(const MlpBackend& be, const ScanInputs& in, int64_t C, bool store_ckpt) {
+  const MlpShape& s = in.s;
+  const Tensor& ref = in.w[0];
+  FwdOut o;
+  o.reads = new_output(ref, {s.B, s.T, s.Hr, s.n[s.L]});
+  o.recon = in.recon ? new_output(ref, {s.B, s.T}) : at::empty({0}, ref.options());
+  const int64_t NC = (s.T + C - 1) / C;
+  for (int l = 0; l < s.L; ++l) {
+    o.w_out.push_back(new_output(ref, {s.B, s.n[l + 1], s.n[l]}));
+    if (store_ckpt) o.ckpt.push_back(new_output(ref, {s.B, NC, s.n[l + 1], s.n[l]}));
+  }
+  if (s.B == 0) return o;
+  if (ref.scalar_type() == at::kFloat) {
+    run_scan_fwd<float>(be, in, o, static_cast<int>(C));
+  } else {
+    run_scan_fwd<double>(be, in, o, static_cast<int>(C));
+  }
+  return o;
+}
+
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+Tensor mlp_memory_read_impl(const MlpBackend& be, TensorList weights, const Tensor& keys,
+                            c10::string_view activation) {
+  const Activation act = parse_activation(activation);
+  MlpShape s = check_weights(be, weights, "weights");
+  TORCH_CHECK(keys.dim() == 3, "keys must be [B, H, n_0], got ", keys.sizes());
+  check_shape(keys, "keys", {{"B", s.B}, {"H", keys.size(1)}, {width(0), s.n[0]}});
+  check_like(keys, "keys", weights[0]);
+  s.Hr = static_cast<int>(keys.size(1));
+  s.H = s.Hr;
+  Tensor out = new_output(weights[0], {s.B, s.Hr, s.n[s.L]});
+  if (s.B == 0 || s.Hr == 0) return out;
+  std::vector<Tensor> w;
+  for (const auto& t : weights) w.push_back(t.contiguous());
+  Tensor k = keys.contiguous();
+  Tensor ws = at::empty({s.B, static_cast<int64_t>(mlp_read_workspace(s))}, w[0].options());
+  AT_DISPATCH_FLOATING_TYPES(w[0].scalar_type(), "mlp_memory_read", [&] {
+    MlpReadParams<scalar_t> p;
+    p.s = s;
+    p.act = act;
+    for (int l = 0; l < s.L; ++l) p.w[l] = w[l].data_ptr<scalar_t>();
+    p.keys = k.data_ptr<scalar_t>();
+    p.out = out.data_ptr<scalar_t>();
+    p.workspace = ws.data_ptr<scalar_t>();
+    launch_read_fwd(be, p);
+  });
+  return out;
+}
+
+std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBackend& be,
+                                                                 TensorList weights,
+                                                                 const Tensor& keys,
+                                                                 const Tensor& grad_reads,
+                                                                 c10::string_view activation) {
+  const Activation act = parse_activation(activation);
+  MlpShape s = check_weights(be, weights, "weights");
+  check_shape(keys, "keys", {{"B", s.B}, {"H", keys.size(1)}, {width(0), s.n[0]}});
+  s.Hr = static_cast<int>(keys.size(1));
+  s.H = s.Hr;
+  check_shape(grad_reads, "grad_reads", {{"B", s.B}, {"H", s.Hr}, {width(s.L), s.n[s.L]}});
+  std::vector<Tensor> gw, w;
+  for (const auto& t : weights) {
+    gw.push_back(at::zeros_like(t, at::MemoryFormat::Contiguous));
+    w.push_back(t.contiguous());
+  }
+  Tensor gk = at::zeros_like(keys, at::MemoryFormat::Contiguous);
+  if (s.B == 0 || s.Hr == 0) return {gw, gk};
+  Tensor k = keys.contiguous(), go = grad_reads.contiguous();
+  Tensor ws = at::empty({s.B, static_cast<int64_t>(mlp_read_workspace(s))}, w[0].options());
+  AT_DISPATCH_FLOATING_TYPES(w[0].scalar_type(), "mlp_memory_read_bwd", [&] {
+    MlpReadParams<scalar_t> p;
+    p.s = s;
+    p.act = act;
+    for (int l = 0; l < s.L; ++l) {
+      p.w[l] = w[l].data_ptr<scalar_t>();
+      p.g_w[l] = gw[l].data_ptr<scalar_t>();
+    }
+    p.keys = k.data_ptr<scalar_t>();
+    p.g_out = go.data_ptr<scalar_t>();
+    p.g_keys = gk.data_ptr<scalar_t>();
+    p.workspace = ws.data_ptr<scalar_t>();
+    launch_read_bwd(be, p);
+  });
+  return {gw, gk};
+}
+
+std::vector<Tensor> mlp_memory_write_impl(const MlpBackend& be, TensorList weights,
+                                          const Tensor& write_keys, TensorList targets,
+                                          const Tensor& beta, const OptTensor& alpha,
+                                          c10::string_view rule, c10::string_view activation) {
+  ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, std::nullopt, alpha,
+                             std::nullopt, rule, activation, false, "weights");
+  in.recon = false;  // a pure write reads nothing back
+  return scan_forward(be, in, 1, false).w_out;
+}
+
+std::tuple<std::vector<Tensor>, Tensor, Tensor> mlp_memory_step_impl(
+    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const Tensor& beta, const Tensor& read_keys, const OptTensor& alpha,
+    const OptTensor& recon_values, c10::string_view rule, c10::string_view activation) {
+  ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
+                             recon_values, rule, activation, false, "weights");
+  FwdOut o = scan_forward(be, in, 1, false);
+  Tensor recon = in.recon ? o.recon.squeeze(1) : o.recon;
+  return {o.w_out, o.reads.squeeze(1), recon};
+}
+
+std::tuple<Tensor, std::vector<Tensor>, Tensor, std::vector<Tensor>> mlp_memory_scan_impl(
+    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const Tensor& beta, const Tensor& read_keys, const OptTensor& alpha,
+    const OptTensor& recon_values, c10::string_view rule, c10::string_view activation,
+    int64_t checkpoint_every) {
+  TORCH_CHECK(checkpoint_every >= 1, "checkpoint_every must be >= 1, got ", checkpoint_every);
+  ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
+                             recon_values, rule, activation, true, "weights");
+  FwdOut o = scan_forward(be, in, checkpoint_every, true);
+  return {o.reads, o.w_out, o.recon, o.ckpt};
+}
+
+std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, Tensor, Tensor, Tensor, Tensor>
+mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Tensor& write_keys,
+                         TensorList targets, const Tensor& beta, const Tensor& read_keys,
+                         const OptTensor& alpha, const OptTensor& recon_values,
+                         const OptTensor& grad_reads, TensorList grad_final_weights,
+                         const OptTensor& grad_recon, c10::string_view rule,
+                         c10::string_view activation, int64_t checkpoint_every) {
+  TORCH_CHECK(checkpoint_every >= 1, "checkpoint_every must be >= 1, got ", checkpoint_every);
+  // weights-shaped views of the checkpoints for validation
+  std::vector<Tensor> w_like;
+  for (const auto& c : checkpoints) {
+    TORCH_CHECK(c.dim() == 4, "checkpoints must be [B, NC, n_{l+1}, n_l], got ", c.sizes());
+    w_like.push_back(c.size(1) > 0 ? c.select(1, 0)
+                                   : at::empty({c.size(0), c.size(2), c.size(3)}, c.options()));
+  }
+  ScanInputs in = parse_scan(be, w_like, write_keys, targets, beta, read_keys, alpha,
+                             recon_values, rule, activation, true, "checkpoints");
+  const MlpShape& s = in.s;
+  const int64_t NC = (s.T + checkpoint_every - 1) / checkpoint_every;
+  for (const auto& c : checkpoints) {
+    TORCH_CHECK(c.size(1) == NC, "checkpoints must hold NC = ceil(T / checkpoint_every) = ", NC,
+                " snapshots, got ", c.sizes());
+  }
+  const Tensor& ref = in.w[0];
+  if (grad_reads) {
+    check_shape(*grad_reads, "grad_reads",
+                {{"B", s.B}, {"T", s.T}, {"Hr", s.Hr}, {width(s.L), s.n[s.L]}});
+  }
+  TORCH_CHECK(grad_final_weights.empty() ||
+                  static_cast<int>(grad_final_weights.size()) == s.L,
+              "grad_final_weights must be empty or hold L = ", s.L, " tensors");
+  for (size_t l = 0; l < grad_final_weights.size(); ++l) {
+    check_shape(grad_final_weights[l], "grad_final_weights[" + std::to_string(l) + "]",
+                {{"B", s.B}, {width(l + 1), s.n[l + 1]}, {width(l), s.n[l]}});
+  }
+  if (grad_recon) check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});
+
+  std::vector<Tensor> g_w0, g_z, gwT, ck;
+  for (int l = 0; l < s.L; ++l) {
+    g_w0.push_back(at::zeros({s.B, s.n[l + 1], s.n[l]}, ref.options()));
+    ck.push_back(checkpoints[l].contiguous());
+    if (!grad_final_weights.empty()) gwT.push_back(grad_final_weights[l].contiguous());
+  }
+  for (const auto& z : in.z) g_z.push_back(at::zeros_like(z));
+  Tensor g_kw = at::zeros_like(in.kw);
+  Tensor g_beta3 = at::zeros_like(in.beta);
+  Tensor g_kr = at::zeros_like(in.kr);
+  Tensor g_alpha = in.alpha ? at::zeros_like(*in.alpha) : at::empty({0}, ref.options());
+  Tensor g_rv = in.rv ? at::zeros_like(*in.rv) : at::empty({0}, ref.options());
+  Tensor go = grad_reads ? grad_reads->contiguous() : Tensor();
+  Tensor gr = grad_recon ? grad_recon->contiguous() : Tensor();
+
+  if (s.B > 0 && s.T > 0) {
+    const std::size_t wsz = mlp_bwd_workspace(s, static_cast<int>(checkpoint_every));
+    Tensor ws = at::empty({s.B, static_cast<int64_t>(wsz)}, ref.options());
+    AT_DISPATCH_FLOATING_TYPES(ref.scalar_type(), "mlp_memory_scan_bwd", [&] {
+      MlpScanBwdParams<scalar_t> p;
+      MlpScanFwdParams<scalar_t> f;
+      fill_fwd_inputs(in, f);
+      p.s = s;
+      p.act = in.act;
+      p.rule = in.rule;
+      p.ckpt_every = static_cast<int>(checkpoint_every);
+      p.kw = f.kw;
+      for (int l = 0; l < kMaxLayers; ++l) p.z[l] = f.z[l];
+      p.beta = f.beta;
+      p.alpha = f.alpha;
+      p.kr = f.kr;
+      p.rv = f.rv;
+      for (int l = 0; l < s.L; ++l) {
+        p.ckpt[l] = ck[l].data_ptr<scalar_t>();
+        p.g_wT[l] = gwT.empty() ? nullptr : gwT[l].data_ptr<scalar_t>();
+        p.g_w0[l] = g_w0[l].data_ptr<scalar_t>();
+      }
+      p.g_reads = go.defined() ? go.data_ptr<scalar_t>() : nullptr;
+      p.g_recon = gr.defined() ? gr.data_ptr<scalar_t>() : nullptr;
+      p.g_kw = g_kw.data_ptr<scalar_t>();
+      for (size_t l = 0; l < g_z.size(); ++l) p.g_z[l] = g_z[l].data_ptr<scalar_t>();
+      p.g_beta = g_beta3.data_ptr<scalar_t>();
+      p.g_alpha = in.alpha ? g_alpha.data_ptr<scalar_t>() : nullptr;
+      p.g_kr = g_kr.data_ptr<scalar_t>();
+      p.g_rv = in.rv ? g_rv.data_ptr<scalar_t>() : p.g_z[0];
+      p.workspace = ws.data_ptr<scalar_t>();
+      launch_scan_bwd(be, p);
+    });
+  } else {
+    for (int l = 0; l < s.L && !gwT.empty(); ++l) g_w0[l].copy_(gwT[l]);
+  }
+  Tensor g_beta = in.beta_per_layer ? g_beta3 : g_beta3.sum(-1);
+  return {g_w0, g_kw, g_z, g_beta, g_kr, g_alpha, g_rv};
+}
+
+}  // namespace memory_ext

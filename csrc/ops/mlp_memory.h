@@ -1,0 +1,80 @@
+// Host side of the MLP memory ops: validation, parameter filling and backend dispatch.
+// A backend (CPU or CUDA) is a table of kernel entry points over the whole batch.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "memory_ext/mlp_memory_params.h"
+
+namespace memory_ext {
+
+struct MlpBackend {
+  const char* name;
+  bool supports_f64;
+  void (*scan_fwd_f32)(const MlpScanFwdParams<float>&, void* stream);
+  void (*scan_fwd_f64)(const MlpScanFwdParams<double>&, void* stream);
+  void (*scan_bwd_f32)(const MlpScanBwdParams<float>&, void* stream);
+  void (*scan_bwd_f64)(const MlpScanBwdParams<double>&, void* stream);
+  void (*read_fwd_f32)(const MlpReadParams<float>&, void* stream);
+  void (*read_fwd_f64)(const MlpReadParams<double>&, void* stream);
+  void (*read_bwd_f32)(const MlpReadParams<float>&, void* stream);
+  void (*read_bwd_f64)(const MlpReadParams<double>&, void* stream);
+  void* (*current_stream)();
+};
+
+using at::Tensor;
+using at::TensorList;
+using OptTensor = std::optional<Tensor>;
+
+// reads [B, Hr, n_L]
+Tensor mlp_memory_read_impl(const MlpBackend& be, TensorList weights,  // [B, n_{l+1}, n_l] each
+                            const Tensor& keys,                        // [B, Hr, n_0]
+                            c10::string_view activation);
+
+// (grad_weights, grad_keys)
+std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(
+    const MlpBackend& be, TensorList weights, const Tensor& keys,
+    const Tensor& grad_reads,  // [B, Hr, n_L]
+    c10::string_view activation);
+
+// new weights
+std::vector<Tensor> mlp_memory_write_impl(const MlpBackend& be, TensorList weights,
+                                          const Tensor& write_keys,  // [B, H, n_0]
+                                          TensorList targets,  // local: [B, H, n_l]; grad: [B, H, n_L]
+                                          const Tensor& beta,  // [B] or [B, L]
+                                          const OptTensor& alpha,  // [B]
+                                          c10::string_view rule, c10::string_view activation);
+
+// (new_weights, reads [B, Hr, n_L], recon [B] or [0])
+std::tuple<std::vector<Tensor>, Tensor, Tensor> mlp_memory_step_impl(
+    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const Tensor& beta, const Tensor& read_keys,  // [B, Hr, n_0]
+    const OptTensor& alpha, const OptTensor& recon_values,  // [B, H, n_L]
+    c10::string_view rule, c10::string_view activation);
+
+// (reads [B, T, Hr, n_L], final_weights, recon [B, T] or [0], checkpoints [B, NC, n_{l+1}, n_l])
+std::tuple<Tensor, std::vector<Tensor>, Tensor, std::vector<Tensor>> mlp_memory_scan_impl(
+    const MlpBackend& be, TensorList weights,
+    const Tensor& write_keys,  // [B, T, H, n_0]
+    TensorList targets,        // local: [B, T, H, n_l]; grad: [B, T, H, n_L]
+    const Tensor& beta,        // [B, T] or [B, T, L]
+    const Tensor& read_keys,   // [B, T, Hr, n_0]
+    const OptTensor& alpha, const OptTensor& recon_values, c10::string_view rule,
+    c10::string_view activation, int64_t checkpoint_every);
+
+// (grad_weights, grad_write_keys, grad_targets, grad_beta, grad_read_keys, grad_alpha or [0],
+//  grad_recon_values or [0]); inputs are scan-shaped.
+std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, Tensor, Tensor, Tensor, Tensor>
+mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints,  // [B, NC, n_{l+1}, n_l]
+                         const Tensor& write_keys, TensorList targets, const Tensor& beta,
+                         const Tensor& read_keys, const OptTensor& alpha,
+                         const OptTensor& recon_values, const OptTensor& grad_reads,
+                         TensorList grad_final_weights,  // empty list or one per layer
+                         const OptTensor& grad_recon, c10::string_view rule,
+                         c10::string_view activation, int64_t checkpoint_every);
+
+}  // namespace memory_ext

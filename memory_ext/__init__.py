@@ -1,0 +1,35 @@
+"""memory_ext: fused PyTorch ops for memories a network writes at test time.
+
+The fast-weight MLP memory of Metalearned Neural Memory (Munkhdalai et al. 2019) as fused
+CPU / CUDA ops with autograd: ``mlp_memory_read``, ``mlp_memory_write``, ``mlp_memory_step``,
+``mlp_memory_scan``; the module ``MLPMemory``; the plain-PyTorch oracle ``memory_ext.reference``.
+"""
+import torch  # noqa: F401  (loads libtorch before the extension)
+
+from . import _C  # noqa: F401  (registers torch.ops.memory_ext.*)
+from . import _meta  # noqa: F401  (fake kernels)
+from . import _autograd  # noqa: F401  (autograd formulas)
+from .ops import mlp_memory_read, mlp_memory_scan, mlp_memory_step, mlp_memory_write
+from .modules import MLPMemory
+
+__version__ = _C.build_info()["version"]
+
+
+def build_info():
+    """Return how the compiled core was built.
+
+    Returns a dict with ``version``, ``torch_version`` (the torch it was built against),
+    ``cuda`` (CUDA kernels in), ``cuda_archs``, ``cpu_threads`` and ``cpu_isa`` (the CPU kernel
+    variant picked for this machine).
+    """
+    return dict(_C.build_info())
+
+
+__all__ = [
+    "MLPMemory",
+    "build_info",
+    "mlp_memory_read",
+    "mlp_memory_scan",
+    "mlp_memory_step",
+    "mlp_memory_write",
+]

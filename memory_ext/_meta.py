@@ -1,0 +1,54 @@
+"""Fake (meta) kernels of the memory_ext ops: output shapes for torch.compile and opcheck."""
+import torch
+
+_lib = "memory_ext::"
+
+
+def _recon_shape(rule, recon_values, *dims):
+    return list(dims) if (recon_values is not None or rule == "grad") else [0]
+
+
+@torch.library.register_fake(_lib + "mlp_memory_read")
+def _read_fake(weights, keys, activation="tanh"):
+    return keys.new_empty(keys.shape[0], keys.shape[1], weights[-1].shape[1])
+
+
+@torch.library.register_fake(_lib + "_mlp_memory_read_bwd")
+def _read_bwd_fake(weights, keys, grad_reads, activation):
+    return [w.new_empty(w.shape) for w in weights], keys.new_empty(keys.shape)
+
+
+@torch.library.register_fake(_lib + "mlp_memory_write")
+def _write_fake(weights, write_keys, targets, beta, alpha=None, rule="local", activation="tanh"):
+    return [w.new_empty(w.shape) for w in weights]
+
+
+@torch.library.register_fake(_lib + "mlp_memory_step")
+def _step_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
+               rule="local", activation="tanh"):
+    B = write_keys.shape[0]
+    reads = read_keys.new_empty(B, read_keys.shape[1], weights[-1].shape[1])
+    recon = write_keys.new_empty(_recon_shape(rule, recon_values, B))
+    return [w.new_empty(w.shape) for w in weights], reads, recon
+
+
+@torch.library.register_fake(_lib + "mlp_memory_scan")
+def _scan_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
+               rule="local", activation="tanh", checkpoint_every=16):
+    B, T = write_keys.shape[0], write_keys.shape[1]
+    nc = (T + checkpoint_every - 1) // checkpoint_every
+    reads = read_keys.new_empty(B, T, read_keys.shape[2], weights[-1].shape[1])
+    recon = write_keys.new_empty(_recon_shape(rule, recon_values, B, T))
+    ckpts = [w.new_empty(B, nc, w.shape[1], w.shape[2]) for w in weights]
+    return reads, [w.new_empty(w.shape) for w in weights], recon, ckpts
+
+
+@torch.library.register_fake(_lib + "_mlp_memory_scan_bwd")
+def _scan_bwd_fake(checkpoints, write_keys, targets, beta, read_keys, alpha, recon_values,
+                   grad_reads, grad_final_weights, grad_recon, rule, activation, checkpoint_every):
+    like = lambda t: t.new_empty(t.shape)  # noqa: E731
+    none = write_keys.new_empty(0)
+    return ([c.new_empty(c.shape[0], c.shape[2], c.shape[3]) for c in checkpoints],
+            like(write_keys), [like(z) for z in targets], like(beta), like(read_keys),
+            like(alpha) if alpha is not None else none,
+            like(recon_values) if recon_values is not None else none)

@@ -1,0 +1,132 @@
+"""Plain-PyTorch reference of every memory_ext op (the oracle of the tests and the eager
+baseline of the benchmarks). Written independently of the kernels, straight from
+shared/spec/memory-ops.md section 1; autograd gives its gradients (rule "grad" takes its inner
+gradient with torch.autograd.grad(create_graph=True)).
+
+Shapes: weights[l] [B, n_{l+1}, n_l]; keys [B, H, n_0]; per-layer targets [B, H, n_l];
+values [B, H, n_L]; beta [B] or [B, L]; alpha None, float or [B].
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+_ACTS = {
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "identity": lambda x: x,
+}
+
+
+def _act(name: str):
+    if name not in _ACTS:
+        raise ValueError(f"activation must be one of {sorted(_ACTS)}, got {name!r}")
+    return _ACTS[name]
+
+
+def mlp_forward_all(weights: Sequence[Tensor], keys: Tensor, activation: str = "tanh") -> List[Tensor]:
+    """Activations a^0..a^L of keys [B, H, n_0] (a^L linear). Returns a list of L + 1 tensors."""
+    act = _act(activation)
+    acts = [keys]
+    for l, w in enumerate(weights):
+        p = torch.matmul(acts[-1], w.transpose(1, 2))
+        acts.append(act(p) if l < len(weights) - 1 else p)
+    return acts
+
+
+def mlp_read(weights: Sequence[Tensor], keys: Tensor, activation: str = "tanh") -> Tensor:
+    """f_W(keys): [B, H, n_L]."""
+    return mlp_forward_all(weights, keys, activation)[-1]
+
+
+def _per_layer(beta: Tensor, L: int) -> List[Tensor]:
+    """beta [B] or [B, L] -> L tensors [B, 1, 1]."""
+    if beta.dim() == 1:
+        return [beta[:, None, None]] * L
+    return [beta[:, l, None, None] for l in range(L)]
+
+
+def recon_loss(weights: Sequence[Tensor], keys: Tensor, values: Tensor, activation: str = "tanh") -> Tensor:
+    """(1 / (H n_L)) sum_h ||f_W(k_h) - v_h||^2 per batch element: [B]."""
+    out = mlp_read(weights, keys, activation)
+    return ((out - values) ** 2).flatten(1).mean(1)
+
+
+def _local_updates(weights, keys, targets, activation):
+    acts = mlp_forward_all(weights, keys, activation)
+    H = keys.shape[1]
+    ups = []
+    for l in range(len(weights)):
+        n = weights[l].shape[1]
+        err = (2.0 / (H * n)) * (acts[l + 1] - targets[l])  # [B, H, n_{l+1}]
+        ups.append(torch.matmul(err.transpose(1, 2), acts[l]))  # [B, n_{l+1}, n_l]
+    return ups
+
+
+def _grad_updates(weights, keys, values, activation):
+    need_graph = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (*weights, keys, values))
+    with torch.enable_grad():
+        ws = [w if w.requires_grad else w.detach().requires_grad_() for w in weights]
+        loss = recon_loss(ws, keys, values, activation).sum()
+        grads = torch.autograd.grad(loss, ws, create_graph=need_graph)
+    return list(grads) if need_graph else [g.detach() for g in grads]
+
+
+def mlp_write(weights: Sequence[Tensor], keys: Tensor, targets: Union[Tensor, Sequence[Tensor]],
+              beta: Tensor, *, rule: str = "local", activation: str = "tanh",
+              alpha: Union[None, float, Tensor] = None) -> List[Tensor]:
+    """One write (spec 1.2 / 1.3 / 1.5): W' = (1 - alpha) W - beta * update."""
+    L = len(weights)
+    if rule == "local":
+        ups = _local_updates(weights, keys, list(targets), activation)
+    elif rule == "grad":
+        values = targets if isinstance(targets, Tensor) else targets[0]
+        ups = _grad_updates(weights, keys, values, activation)
+    else:
+        raise ValueError(f"rule must be 'local' or 'grad', got {rule!r}")
+    betas = _per_layer(beta, L)
+    out = []
+    for l in range(L):
+        w = weights[l]
+        if alpha is not None:
+            a = alpha[:, None, None] if isinstance(alpha, Tensor) else alpha
+            w = (1 - a) * w
+        out.append(w - betas[l] * ups[l])
+    return out
+
+
+def mlp_step(weights, write_keys, targets, beta, read_keys, *, rule="local", activation="tanh",
+             alpha=None, recon_values=None) -> Tuple[List[Tensor], Tensor, Optional[Tensor]]:
+    """Write then read (spec 1.6). Returns (new_weights, reads [B, Hr, n_L], recon [B] or None).
+    recon uses recon_values, or for rule "grad" the values being written."""
+    new = mlp_write(weights, write_keys, targets, beta, rule=rule, activation=activation, alpha=alpha)
+    reads = mlp_read(new, read_keys, activation)
+    if recon_values is None and rule == "grad":
+        recon_values = targets if isinstance(targets, Tensor) else targets[0]
+    recon = None if recon_values is None else recon_loss(new, write_keys, recon_values, activation)
+    return new, reads, recon
+
+
+def mlp_scan(weights, write_keys, targets, beta, read_keys, *, rule="local", activation="tanh",
+             alpha=None, recon_values=None) -> Tuple[Tensor, List[Tensor], Optional[Tensor]]:
+    """T steps (spec 1.7), time is dim 1 of every stacked input. Keeps every W_t alive under
+    autograd. Returns (reads [B, T, Hr, n_L], final_weights, recon [B, T] or None)."""
+    T = write_keys.shape[1]
+    w = list(weights)
+    reads, recons = [], []
+    for t in range(T):
+        tg = targets[:, t] if isinstance(targets, Tensor) else [z[:, t] for z in targets]
+        rv = None if recon_values is None else recon_values[:, t]
+        w, r, rc = mlp_step(w, write_keys[:, t], tg, beta[:, t], read_keys[:, t], rule=rule,
+                            activation=activation, alpha=alpha, recon_values=rv)
+        reads.append(r)
+        recons.append(rc)
+    if T == 0:
+        B, Hr, nL = read_keys.shape[0], read_keys.shape[2], weights[-1].shape[1]
+        return read_keys.new_zeros(B, 0, Hr, nL), w, None
+    recon = None if recons[0] is None else torch.stack(recons, 1)
+    return torch.stack(reads, 1), w, recon
