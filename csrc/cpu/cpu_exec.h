@@ -24,41 +24,58 @@ struct CpuExec {
     return s;
   }
 
-  // C[m,n] = epi(m, n, a * sum_k A[m,k] B[n,k] + b C[m,n]); four rows of B at a time.
+  // C[m,n] = epi(m, n, a * sum_k A[m,k] B[n,k] + b C[m,n]): dot products, two rows of A by
+  // four rows of B at a time (8 accumulators share 6 loads).
   template <typename T, typename Epi>
   void gemm_nt(int M, int N, int K, const T* A, const T* B, T* C, T a, T b, Epi epi) const {
-    for (int m = 0; m < M; ++m) {
-      const T* am = A + static_cast<long>(m) * K;
-      T* cm = C + static_cast<long>(m) * N;
+    int m = 0;
+    for (; m + 2 <= M; m += 2) {
+      const T* a0 = A + static_cast<long>(m) * K;
+      const T* a1 = a0 + K;
+      T* c0 = C + static_cast<long>(m) * N;
+      T* c1 = c0 + N;
       int n = 0;
       for (; n + 4 <= N; n += 4) {
         const T* b0 = B + static_cast<long>(n) * K;
         const T* b1 = b0 + K;
         const T* b2 = b1 + K;
         const T* b3 = b2 + K;
-        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        T s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13)
         for (int k = 0; k < K; ++k) {
-          const T x = am[k];
-          s0 += x * b0[k];
-          s1 += x * b1[k];
-          s2 += x * b2[k];
-          s3 += x * b3[k];
+          const T x0 = a0[k], x1 = a1[k];
+          const T y0 = b0[k], y1 = b1[k], y2 = b2[k], y3 = b3[k];
+          s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+          s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
         }
-        const T s[4] = {s0, s1, s2, s3};
-        for (int j = 0; j < 4; ++j) {
-          const T v = a * s[j] + (b != T(0) ? b * cm[n + j] : T(0));
-          cm[n + j] = epi(m, n + j, v);
-        }
+        store4(c0 + n, a, b, s00, s01, s02, s03);
+        store4(c1 + n, a, b, s10, s11, s12, s13);
       }
       for (; n < N; ++n) {
+        const T* bn = B + static_cast<long>(n) * K;
+        T s0 = 0, s1 = 0;
+#pragma omp simd reduction(+ : s0, s1)
+        for (int k = 0; k < K; ++k) {
+          s0 += a0[k] * bn[k];
+          s1 += a1[k] * bn[k];
+        }
+        c0[n] = a * s0 + (b != T(0) ? b * c0[n] : T(0));
+        c1[n] = a * s1 + (b != T(0) ? b * c1[n] : T(0));
+      }
+      epi.row(m, c0, N);  // the epilogue (e.g. the activation) once per row, vectorised
+      epi.row(m + 1, c1, N);
+    }
+    for (; m < M; ++m) {
+      const T* am = A + static_cast<long>(m) * K;
+      T* cm = C + static_cast<long>(m) * N;
+      for (int n = 0; n < N; ++n) {
         const T* bn = B + static_cast<long>(n) * K;
         T s0 = 0;
 #pragma omp simd reduction(+ : s0)
         for (int k = 0; k < K; ++k) s0 += am[k] * bn[k];
-        const T v = a * s0 + (b != T(0) ? b * cm[n] : T(0));
-        cm[n] = epi(m, n, v);
+        cm[n] = a * s0 + (b != T(0) ? b * cm[n] : T(0));
       }
+      epi.row(m, cm, N);
     }
   }
 
@@ -90,12 +107,16 @@ struct CpuExec {
 #pragma omp simd
         for (int n = 0; n < N; ++n) cm[n] += x * bk[n];
       }
-#pragma omp simd
-      for (int n = 0; n < N; ++n) cm[n] = epi(m, n, cm[n]);
+      epi.row(m, cm, N);
     }
   }
 
  private:
+  template <typename T>
+  static void store4(T* c, T a, T b, T s0, T s1, T s2, T s3) {
+    const T s[4] = {s0, s1, s2, s3};
+    for (int j = 0; j < 4; ++j) c[j] = a * s[j] + (b != T(0) ? b * c[j] : T(0));
+  }
   template <typename T>
   static void scale_row(T* c, int n, T b) {
     if (b == T(0)) {

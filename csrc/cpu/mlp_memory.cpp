@@ -12,6 +12,10 @@ namespace {
 
 template <typename P, typename Fn>
 void over_batch(const P& p, Fn fn) {
+  if (p.s.B <= 1) {  // no parallel region for a single memory
+    fn(p, 0, p.s.B);
+    return;
+  }
   at::parallel_for(0, p.s.B, 1, [&](int64_t b0, int64_t b1) {
     fn(p, static_cast<int>(b0), static_cast<int>(b1));
   });
@@ -20,6 +24,7 @@ void over_batch(const P& p, Fn fn) {
 void* no_stream() { return nullptr; }
 
 struct CpuBackend {
+  static int guard(const Tensor&) { return 0; }
   static const MlpBackend& get() {
     static const MlpBackend be = [] {
       MlpBackend b{};

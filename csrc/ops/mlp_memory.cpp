@@ -10,7 +10,7 @@ namespace memory_ext {
 namespace {
 
 struct Dim {
-  std::string label;
+  const char* label;  // static strings: nothing is built unless a check fails
   int64_t size;
 };
 
@@ -25,8 +25,21 @@ std::string join_dims(const std::vector<Dim>& dims, bool labels) {
   return os.str();
 }
 
+// An argument's name, "weights" or "weights[1]", formatted only when an error is raised.
+struct Name {
+  const char* base;
+  int index = -1;
+  Name(const char* b) : base(b) {}  // NOLINT(google-explicit-constructor)
+  Name(const char* b, int i) : base(b), index(i) {}
+};
+std::ostream& operator<<(std::ostream& os, const Name& n) {
+  os << n.base;
+  if (n.index >= 0) os << "[" << n.index << "]";
+  return os;
+}
+
 // "name must be [B, H, n_0] = [4, 2, 64], got [4, 64]"
-void check_shape(const Tensor& t, const std::string& name, const std::vector<Dim>& dims) {
+void check_shape(const Tensor& t, const Name& name, const std::vector<Dim>& dims) {
   bool ok = t.dim() == static_cast<int64_t>(dims.size());
   for (size_t i = 0; ok && i < dims.size(); ++i) ok = t.size(i) == dims[i].size;
   TORCH_CHECK(ok, name, " must be ", join_dims(dims, true), " = ", join_dims(dims, false),
@@ -38,9 +51,12 @@ std::vector<Dim> with_time(std::vector<Dim> dims, bool has_time, int64_t T) {
   return dims;
 }
 
-std::string width(int l) { return "n_" + std::to_string(l); }
+const char* width(int l) {
+  static const char* names[] = {"n_0", "n_1", "n_2", "n_3", "n_4"};
+  return names[l];
+}
 
-void check_like(const Tensor& t, const std::string& name, const Tensor& ref) {
+void check_like(const Tensor& t, const Name& name, const Tensor& ref) {
   TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " must have dtype ",
               ref.scalar_type(), " like weights[0], got ", t.scalar_type());
   TORCH_CHECK(t.device() == ref.device(), name, " must be on ", ref.device(),
@@ -89,7 +105,7 @@ MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* nam
   s.B = static_cast<int>(w0.size(0));
   s.n[0] = static_cast<int>(w0.size(2));
   for (int l = 0; l < s.L; ++l) {
-    const std::string nm = std::string(name) + "[" + std::to_string(l) + "]";
+    const Name nm(name, l);
     const Tensor& w = weights[l];
     const int64_t out = w.dim() == 3 ? w.size(1) : -1;
     check_shape(w, nm, {{"B", s.B}, {width(l + 1), out}, {width(l), s.n[l]}});
@@ -130,7 +146,7 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
   const Tensor& ref = weights[0];
   const int L = s.L;
   const int64_t B = s.B, n0 = s.n[0], nL = s.n[L];
-  const std::string kw_labels = has_time ? "[B, T, H, n_0]" : "[B, H, n_0]";
+  const char* kw_labels = has_time ? "[B, T, H, n_0]" : "[B, H, n_0]";
   TORCH_CHECK(kw.dim() == (has_time ? 4 : 3), "write_keys must be ", kw_labels, ", got ",
               kw.sizes());
   check_like(kw, "write_keys", ref);
@@ -148,7 +164,7 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
                                           : " tensor (the values [B, H, n_L]) for rule 'grad'",
               ", got ", targets.size());
   for (size_t l = 0; l < want; ++l) {
-    const std::string nm = "targets[" + std::to_string(l) + "]";
+    const Name nm("targets", static_cast<int>(l));
     const int wl = in.rule == WriteRule::Local ? static_cast<int>(l) + 1 : L;
     check_shape(targets[l], nm, with_time({{"B", B}, {"H", H}, {width(wl), s.n[wl]}}, has_time, T));
     check_like(targets[l], nm, ref);
@@ -411,7 +427,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
                   static_cast<int>(grad_final_weights.size()) == s.L,
               "grad_final_weights must be empty or hold L = ", s.L, " tensors");
   for (size_t l = 0; l < grad_final_weights.size(); ++l) {
-    check_shape(grad_final_weights[l], "grad_final_weights[" + std::to_string(l) + "]",
+    check_shape(grad_final_weights[l], Name("grad_final_weights", static_cast<int>(l)),
                 {{"B", s.B}, {width(l + 1), s.n[l + 1]}, {width(l), s.n[l]}});
   }
   if (grad_recon) check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});

@@ -21,22 +21,103 @@ constexpr int kMaxLayers = 4;
 enum class Activation : int { Tanh = 0, Sigmoid = 1, Relu = 2, Identity = 3 };
 enum class WriteRule : int { Local = 0, Grad = 1 };
 
+#if !defined(__CUDA_ARCH__)
+// expm1 for the CPU kernels in plain arithmetic (no libm call), so loops over it vectorise:
+// y = k ln2 + r, |r| <= ln2 / 2, expm1(y) = 2^k (expm1(r) + 1) - 1 with a Taylor polynomial
+// for expm1(r) (degree 13 in double, 8 in float: below 1 ulp of the polynomial's range).
+// Valid for |y| <= 80 (double) / 40 (float); callers clamp.
+template <typename T>
+inline T host_expm1(T y) {
+  constexpr bool dbl = sizeof(T) == 8;
+  const T inv_ln2 = T(1.4426950408889634);
+  const T ln2_hi = dbl ? T(6.93147180369123816490e-01) : T(0.693145751953125);
+  const T ln2_lo = dbl ? T(1.90821492927058770002e-10) : T(1.428606765330187045e-06);
+  const T magic = dbl ? T(6755399441055744.0) : T(12582912.0);  // 1.5 * 2^52 | 2^23
+  const T t = y * inv_ln2 + magic;  // k = round(y / ln2) sits in the low mantissa bits of t
+  const T kf = t - magic;
+  const T r = (y - kf * ln2_hi) - kf * ln2_lo;
+  T p;
+  if (dbl) {
+    p = T(1.0 / 6227020800.0);
+    p = p * r + T(1.0 / 479001600.0);
+    p = p * r + T(1.0 / 39916800.0);
+    p = p * r + T(1.0 / 3628800.0);
+    p = p * r + T(1.0 / 362880.0);
+    p = p * r + T(1.0 / 40320.0);
+    p = p * r + T(1.0 / 5040.0);
+    p = p * r + T(1.0 / 720.0);
+    p = p * r + T(1.0 / 120.0);
+    p = p * r + T(1.0 / 24.0);
+    p = p * r + T(1.0 / 6.0);
+    p = p * r + T(0.5);
+  } else {
+    p = T(1.0 / 40320.0);
+    p = p * r + T(1.0 / 5040.0);
+    p = p * r + T(1.0 / 720.0);
+    p = p * r + T(1.0 / 120.0);
+    p = p * r + T(1.0 / 24.0);
+    p = p * r + T(1.0 / 6.0);
+    p = p * r + T(0.5);
+  }
+  const T em1_r = r + r * r * p;  // expm1(r)
+  // 2^k from the bits of t (integer adds and shifts only, so it vectorises)
+  T two_k;
+  if constexpr (sizeof(T) == 8) {
+    long long bits;
+    __builtin_memcpy(&bits, &t, 8);
+    bits = (bits - 0x4338000000000000LL + 1023) << 52;
+    __builtin_memcpy(&two_k, &bits, 8);
+  } else {
+    int bits;
+    __builtin_memcpy(&bits, &t, 4);
+    bits = (bits - 0x4B400000 + 127) << 23;
+    __builtin_memcpy(&two_k, &bits, 4);
+  }
+  return two_k * em1_r + (two_k - T(1));
+}
+#endif
+
 template <typename T>
 ME_HD ME_INLINE T me_tanh(T x) {
 #if defined(__CUDA_ARCH__)
   return tanh(x);
 #else
-  return std::tanh(x);
+  // tanh(x) = expm1(2x) / (expm1(2x) + 2); |tanh| rounds to 1 beyond the clamp.
+  const T lim = sizeof(T) == 8 ? T(20) : T(10);
+  T c = x < lim ? x : lim;  // two plain selects (a nested one would become branches)
+  c = c > -lim ? c : -lim;
+  const T e = host_expm1(T(2) * c);
+  return e / (e + T(2));
 #endif
 }
 
 template <typename T>
-ME_HD ME_INLINE T me_exp(T x) {
+ME_HD ME_INLINE T me_sigmoid(T x) {
 #if defined(__CUDA_ARCH__)
-  return exp(x);
+  return T(1) / (T(1) + exp(-x));
 #else
-  return std::exp(x);
+  // 1 / (1 + exp(-x)) = 1 / (2 + expm1(-x)); clamped where it has rounded to 0 or 1.
+  const T lim = sizeof(T) == 8 ? T(80) : T(40);
+  T c = x < lim ? x : lim;
+  c = c > -lim ? c : -lim;
+  return T(1) / (T(2) + host_expm1(-c));
 #endif
+}
+
+// Compile-time-activation forms, for loops that must vectorise (CPU kernels).
+template <Activation A, typename T>
+ME_HD ME_INLINE T act_forward_t(T x) {
+  if constexpr (A == Activation::Tanh) return me_tanh(x);
+  else if constexpr (A == Activation::Sigmoid) return me_sigmoid(x);
+  else if constexpr (A == Activation::Relu) return x > T(0) ? x : T(0);
+  else return x;
+}
+template <Activation A, typename T>
+ME_HD ME_INLINE T act_grad_t(T y) {
+  if constexpr (A == Activation::Tanh) return T(1) - y * y;
+  else if constexpr (A == Activation::Sigmoid) return y * (T(1) - y);
+  else if constexpr (A == Activation::Relu) return y > T(0) ? T(1) : T(0);
+  else return T(1);
 }
 
 // act(x) for the hidden layers (spec 1.1).
@@ -44,7 +125,7 @@ template <typename T>
 ME_HD ME_INLINE T act_forward(Activation a, T x) {
   switch (a) {
     case Activation::Tanh: return me_tanh(x);
-    case Activation::Sigmoid: return T(1) / (T(1) + me_exp(-x));
+    case Activation::Sigmoid: return me_sigmoid(x);
     case Activation::Relu: return x > T(0) ? x : T(0);
     default: return x;
   }

@@ -12,19 +12,49 @@
 // another thread wrote is preceded by sync(). Control flow is uniform across threads.
 #pragma once
 
+#include <type_traits>
+
 #include "memory_ext/mlp_memory_params.h"
 
 namespace memory_ext {
 
+// Epilogues of the gemms. On the CPU, row(m, c, n) applies one to a whole output row with the
+// activation switch hoisted out of the (vectorised) loop.
 struct NoEpilogue {
   template <typename T>
   ME_HD ME_INLINE T operator()(int, int, T v) const { return v; }
+#if !defined(__CUDACC__)
+  template <typename T>
+  void row(int, T*, int) const {}
+#endif
 };
+
+#if !defined(__CUDACC__)
+// Calls f(std::integral_constant<Activation, A>) for the runtime activation `act`, so the
+// loop inside f is compiled once per activation (no switch inside a vectorised loop).
+template <typename F>
+inline void with_act(Activation act, F f) {
+  switch (act) {
+    case Activation::Tanh: f(std::integral_constant<Activation, Activation::Tanh>{}); break;
+    case Activation::Sigmoid: f(std::integral_constant<Activation, Activation::Sigmoid>{}); break;
+    case Activation::Relu: f(std::integral_constant<Activation, Activation::Relu>{}); break;
+    default: f(std::integral_constant<Activation, Activation::Identity>{});
+  }
+}
+#endif
 
 template <typename T>
 struct ActEpilogue {  // hidden-layer activation after a forward gemm
   Activation act;
   ME_HD ME_INLINE T operator()(int, int, T v) const { return act_forward(act, v); }
+#if !defined(__CUDACC__)
+  void row(int, T* c, int n) const {
+    with_act(act, [&](auto a) {
+#pragma omp simd
+      for (int j = 0; j < n; ++j) c[j] = act_forward_t<decltype(a)::value>(c[j]);
+    });
+  }
+#endif
 };
 
 template <typename T>
@@ -33,6 +63,15 @@ struct ActGradEpilogue {  // v * act'(y[m, n]) for a backward gemm
   const T* y;
   int ld;
   ME_HD ME_INLINE T operator()(int m, int n, T v) const { return v * act_grad(act, y[m * ld + n]); }
+#if !defined(__CUDACC__)
+  void row(int m, T* c, int n) const {
+    const T* ym = y + m * ld;
+    with_act(act, [&](auto a) {
+#pragma omp simd
+      for (int j = 0; j < n; ++j) c[j] *= act_grad_t<decltype(a)::value>(ym[j]);
+    });
+  }
+#endif
 };
 
 template <typename T, typename E>
