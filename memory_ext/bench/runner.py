@@ -16,12 +16,16 @@ from .timing import fwd_bwd_peak_bytes, machine_peaks, time_fn
 
 
 def _git_sha() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        return subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], text=True,
-                              capture_output=True, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    """SHA of the checkout the package (or, when installed, the working directory) is in."""
+    for where in (os.path.dirname(os.path.abspath(__file__)), os.getcwd()):
+        try:
+            sha = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], text=True,
+                                 capture_output=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if sha:
+            return sha
+    return "unknown"
 
 
 def header(device: str) -> Dict:
