@@ -47,8 +47,7 @@ def _scan_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_
 def _scan_bwd_fake(checkpoints, write_keys, targets, beta, read_keys, alpha, recon_values,
                    grad_reads, grad_final_weights, grad_recon, rule, activation, checkpoint_every):
     like = lambda t: t.new_empty(t.shape)  # noqa: E731
-    none = write_keys.new_empty(0)
     return ([c.new_empty(c.shape[0], c.shape[2], c.shape[3]) for c in checkpoints],
             like(write_keys), [like(z) for z in targets], like(beta), like(read_keys),
-            like(alpha) if alpha is not None else none,
-            like(recon_values) if recon_values is not None else none)
+            like(alpha) if alpha is not None else write_keys.new_empty(0),
+            like(recon_values) if recon_values is not None else write_keys.new_empty(0))

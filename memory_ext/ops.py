@@ -23,7 +23,7 @@ def _weights(weights: Sequence[Tensor], name: str = "weights") -> List[Tensor]:
     return list(weights)
 
 
-def _targets(targets, rule: str) -> List[Tensor]:
+def _targets(targets, rule: str, lead: str = "B") -> List[Tensor]:
     if rule not in _RULES:
         raise ValueError(f"rule must be 'local' or 'grad', got {rule!r}")
     if rule == "grad":
@@ -31,17 +31,18 @@ def _targets(targets, rule: str) -> List[Tensor]:
             return [targets]
         if isinstance(targets, (list, tuple)) and len(targets) == 1:
             return list(targets)
-        raise TypeError("targets must be the values tensor [B, H, n_L] for rule 'grad'")
+        raise TypeError(f"targets must be the values tensor [{lead}, H, n_L] for rule 'grad'")
     if isinstance(targets, Tensor) or not isinstance(targets, (list, tuple)):
-        raise TypeError("targets must be a list of L tensors [B, H, n_l] (l = 1..L) for rule 'local'")
+        raise TypeError(f"targets must be a list of L tensors [{lead}, H, n_l] (l = 1..L) for rule 'local'")
     return list(targets)
 
 
-def _rate(value, like: Tensor, name: str) -> Tensor:
+def _rate(value, like: Tensor, name: str, dims: int = 1) -> Tensor:
+    """A tensor as it is; a float broadcast to the first `dims` dims of `like` ([B] or [B, T])."""
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (int, float)):
-        return torch.full((like.shape[0],), float(value), dtype=like.dtype, device=like.device)
+        return torch.full(tuple(like.shape[:dims]), float(value), dtype=like.dtype, device=like.device)
     raise TypeError(f"{name} must be a tensor or a float, got {type(value).__name__}")
 
 
@@ -89,7 +90,8 @@ def mlp_memory_write(weights: Sequence[Tensor], keys: Tensor, targets, beta: Bet
         beta: write rate [B] or [B, L] (a float is broadcast to [B])
         rule: "local" (MNM-p) or "grad" (one SGD step on the reconstruction loss)
         activation: "tanh" | "sigmoid" | "relu" | "identity"
-        alpha: forgetting rate in [0, 1): None, a float or [B]; W' = (1 - alpha) W - beta U
+        alpha: forgetting rate in [0, 1): None, a float or [B]; W' = (1 - alpha) W - beta U.
+            A float is range-checked; a tensor's values are not (that would need a host sync).
 
     Returns:
         new_weights: L tensors like weights
@@ -158,7 +160,7 @@ def mlp_memory_scan(weights: Sequence[Tensor], write_keys: Tensor, targets, beta
         weights: L tensors, weights[l]: [B, n_{l+1}, n_l] (initial memory)
         write_keys: [B, T, H, n_0]
         targets: rule "local": L tensors [B, T, H, n_{l+1}]; rule "grad": values [B, T, H, n_L]
-        beta: [B, T] or [B, T, L]
+        beta: [B, T] or [B, T, L] (a float is broadcast to [B, T])
         read_keys: [B, T, Hr, n_0]
         rule, activation, alpha: as in mlp_memory_write (alpha None, a float or [B])
         recon_values: [B, T, H, n_L] or None (see mlp_memory_step)
@@ -179,11 +181,9 @@ def mlp_memory_scan(weights: Sequence[Tensor], write_keys: Tensor, targets, beta
     weights = _weights(weights)
     if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
-    beta = _rate(beta, write_keys, "beta")
-    if beta.dim() == 1:
-        raise ValueError(f"beta must be [B, T] or [B, T, L] for a scan, got {list(beta.shape)}")
+    beta = _rate(beta, write_keys, "beta", dims=2)
     reads, final_w, recon, _ = torch.ops.memory_ext.mlp_memory_scan(
-        weights, write_keys, _targets(targets, rule), beta, read_keys,
+        weights, write_keys, _targets(targets, rule, "B, T"), beta, read_keys,
         _alpha(alpha, write_keys), recon_values, rule, activation, checkpoint_every)
     has_recon = recon_values is not None or rule == "grad"
     return reads, list(final_w), (recon if has_recon else None)

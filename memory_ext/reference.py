@@ -127,6 +127,8 @@ def mlp_scan(weights, write_keys, targets, beta, read_keys, *, rule="local", act
         recons.append(rc)
     if T == 0:
         B, Hr, nL = read_keys.shape[0], read_keys.shape[2], weights[-1].shape[1]
-        return read_keys.new_zeros(B, 0, Hr, nL), w, None
+        has_recon = recon_values is not None or rule == "grad"
+        return (read_keys.new_zeros(B, 0, Hr, nL), w,
+                read_keys.new_zeros(B, 0) if has_recon else None)
     recon = None if recons[0] is None else torch.stack(recons, 1)
     return torch.stack(reads, 1), w, recon

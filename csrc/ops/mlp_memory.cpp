@@ -164,7 +164,8 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
                                           : " tensor (the values [B, H, n_L]) for rule 'grad'",
               ", got ", targets.size());
   for (size_t l = 0; l < want; ++l) {
-    const Name nm("targets", static_cast<int>(l));
+    // rule grad's one tensor is called "targets" (the values), rule local's "targets[l]"
+    const Name nm = in.rule == WriteRule::Local ? Name("targets", static_cast<int>(l)) : Name("targets");
     const int wl = in.rule == WriteRule::Local ? static_cast<int>(l) + 1 : L;
     check_shape(targets[l], nm, with_time({{"B", B}, {"H", H}, {width(wl), s.n[wl]}}, has_time, T));
     check_like(targets[l], nm, ref);
