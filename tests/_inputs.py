@@ -279,3 +279,17 @@ def assert_no_nan(outputs: Dict[str, Optional[Tensor]]) -> None:
     for name, t in outputs.items():
         if t is not None:
             assert not torch.isnan(t).any(), f"{name} has NaN (an element the kernel never wrote?)"
+
+
+def option_cases():
+    """(op, rule, beta_form, alpha, recon) parameters over every option of the write ops."""
+    out = []
+    for op in ("write", "step", "scan"):
+        for rule in RULES:
+            for beta_form in BETA_FORMS:
+                for alpha in ALPHA_KINDS:
+                    for recon in ((False,) if op == "write" else (False, True)):
+                        rv = "-recon_values" if recon else ""
+                        out.append(pytest.param(op, rule, beta_form, alpha, recon,
+                                                id=f"{op}-{rule}-beta_{beta_form}-alpha_{alpha}{rv}"))
+    return out

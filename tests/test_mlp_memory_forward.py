@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from _inputs import (ACTIVATIONS, ALPHA_KINDS, BETA_FORMS, F64_TOL, RULES, Shape,
+from _inputs import (option_cases, ACTIVATIONS, ALPHA_KINDS, BETA_FORMS, F64_TOL, RULES, Shape,
                      assert_no_nan, assert_outputs_close, make_inputs, native_dtype, op_inputs,
                      require_float64, run_fused, run_reference, same_result_tol, shape_params)
 
@@ -33,18 +33,7 @@ def test_matches_reference_float64(device, shape, op, rule, activation):
     assert_outputs_close(got, run_reference(op, inp), **F64_TOL)
 
 
-def _option_cases():
-    for op in ("write", "step", "scan"):
-        for rule in RULES:
-            for beta_form in BETA_FORMS:
-                for alpha in ALPHA_KINDS:
-                    for recon in ((False,) if op == "write" else (False, True)):
-                        rv = "-recon_values" if recon else ""
-                        yield pytest.param(op, rule, beta_form, alpha, recon,
-                                           id=f"{op}-{rule}-beta_{beta_form}-alpha_{alpha}{rv}")
-
-
-@pytest.mark.parametrize("op, rule, beta_form, alpha, recon", list(_option_cases()))
+@pytest.mark.parametrize("op, rule, beta_form, alpha, recon", option_cases())
 def test_options_match_reference_float64(device, op, rule, beta_form, alpha, recon):
     """beta [B] / [B, L] ([B, T] / [B, T, L]), alpha None / float / [B], recon_values or not."""
     require_float64(device)

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from _inputs import (ACTIVATIONS, ALPHA_KINDS, BETA_FORMS, F64_TOL, RULES, Shape,
+from _inputs import (option_cases, ACTIVATIONS, ALPHA_KINDS, BETA_FORMS, F64_TOL, RULES, Shape,
                      loss_weights, make_inputs, op_inputs, require_float64, run_fused,
                      run_reference, weighted_loss)
 
@@ -45,18 +45,7 @@ def test_gradcheck(op, rule, activation):
     _gradcheck(op, inp, **_extra(op))
 
 
-def _option_cases():
-    for op in ("write", "step", "scan"):
-        for rule in RULES:
-            for beta_form in BETA_FORMS:
-                for alpha in ALPHA_KINDS:
-                    for recon in ((False,) if op == "write" else (False, True)):
-                        rv = "-recon_values" if recon else ""
-                        yield pytest.param(op, rule, beta_form, alpha, recon,
-                                           id=f"{op}-{rule}-beta_{beta_form}-alpha_{alpha}{rv}")
-
-
-@pytest.mark.parametrize("op, rule, beta_form, alpha, recon", list(_option_cases()))
+@pytest.mark.parametrize("op, rule, beta_form, alpha, recon", option_cases())
 def test_gradcheck_options(op, rule, beta_form, alpha, recon):
     """beta [B] (its gradient sums the layers) and [B, L]; alpha None / float / tensor; rule
     grad without recon_values (recon's gradient then reaches the written values)."""
