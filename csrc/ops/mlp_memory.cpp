@@ -125,7 +125,7 @@ struct ScanInputs {
   std::vector<Tensor> w;  // [B, n_{l+1}, n_l]
   Tensor kw;              // [B, T, H, n_0]
   std::vector<Tensor> z;  // [B, T, H, n_l] or values [B, T, H, n_L]
-  Tensor beta;            // [B, T, L]
+  Tensor beta;            // [B, T, L] or [B, T] (or the step forms [B, L] / [B])
   Tensor kr;              // [B, T, Hr, n_0]
   OptTensor alpha;        // [B]
   OptTensor rv;           // [B, T, H, n_L]
@@ -170,7 +170,7 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
     check_shape(targets[l], nm, with_time({{"B", B}, {"H", H}, {width(wl), s.n[wl]}}, has_time, T));
     check_like(targets[l], nm, ref);
     Tensor z = targets[l].contiguous();
-    in.z.push_back(has_time ? z : z.unsqueeze(1));
+    in.z.push_back(z);  // step-shaped [B, H, n] has the memory layout of [B, 1, H, n]
   }
 
   check_like(beta, "beta", ref);
@@ -187,11 +187,7 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
                 beta.sizes());
   }
   in.beta_per_layer = per_layer;
-  {
-    Tensor b3 = has_time ? beta : beta.unsqueeze(1);
-    if (!per_layer) b3 = b3.unsqueeze(-1);
-    in.beta = b3.expand({B, T, L}).contiguous();
-  }
+  in.beta = beta.contiguous();
 
   if (kr.has_value()) {
     const Tensor& r = *kr;
@@ -202,7 +198,7 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
     check_shape(r, "read_keys", with_time({{"B", B}, {"Hr", Hr}, {width(0), n0}}, has_time, T));
     s.Hr = static_cast<int>(Hr);
     Tensor rc = r.contiguous();
-    in.kr = has_time ? rc : rc.unsqueeze(1);
+    in.kr = rc;
   } else {
     s.Hr = 0;
     in.kr = at::empty({B, T, 0, n0}, ref.options());
@@ -217,11 +213,11 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
     check_shape(*rv, "recon_values", with_time({{"B", B}, {"H", H}, {width(L), nL}}, has_time, T));
     check_like(*rv, "recon_values", ref);
     Tensor v = rv->contiguous();
-    in.rv = has_time ? v : v.unsqueeze(1);
+    in.rv = v;
   }
   in.recon = in.rv.has_value() || in.rule == WriteRule::Grad;
   for (int l = 0; l < L; ++l) in.w.push_back(weights[l].contiguous());
-  in.kw = has_time ? kw.contiguous() : kw.contiguous().unsqueeze(1);
+  in.kw = kw.contiguous();
   return in;
 }
 
@@ -244,6 +240,7 @@ void fill_fwd_inputs(const ScanInputs& in, MlpScanFwdParams<T>& p) {
   p.kw = in.kw.data_ptr<T>();
   for (size_t l = 0; l < in.z.size(); ++l) p.z[l] = in.z[l].data_ptr<T>();
   p.beta = in.beta.data_ptr<T>();
+  p.beta_per_layer = in.beta_per_layer;
   p.alpha = in.alpha ? in.alpha->data_ptr<T>() : nullptr;
   p.kr = in.kr.data_ptr<T>();
   // rule grad always reconstructs its own values unless other values are given
@@ -274,12 +271,16 @@ void run_scan_fwd(const MlpBackend& be, const ScanInputs& in, FwdOut& o, int C) 
   launch_scan_fwd(be, p);
 }
 
-FwdOut scan_forward(const MlpBackend& be, const ScanInputs& in, int64_t C, bool store_ckpt) {
+// has_time false: step-shaped outputs, reads [B, Hr, n_L] and recon [B].
+FwdOut scan_forward(const MlpBackend& be, const ScanInputs& in, int64_t C, bool store_ckpt,
+                    bool has_time) {
   const MlpShape& s = in.s;
   const Tensor& ref = in.w[0];
   FwdOut o;
-  o.reads = new_output(ref, {s.B, s.T, s.Hr, s.n[s.L]});
-  o.recon = in.recon ? new_output(ref, {s.B, s.T}) : at::empty({0}, ref.options());
+  o.reads = has_time ? new_output(ref, {s.B, s.T, s.Hr, s.n[s.L]})
+                     : new_output(ref, {s.B, s.Hr, s.n[s.L]});
+  o.recon = !in.recon ? at::empty({0}, ref.options())
+                      : (has_time ? new_output(ref, {s.B, s.T}) : new_output(ref, {s.B}));
   const int64_t NC = (s.T + C - 1) / C;
   for (int l = 0; l < s.L; ++l) {
     o.w_out.push_back(new_output(ref, {s.B, s.n[l + 1], s.n[l]}));
@@ -370,7 +371,7 @@ std::vector<Tensor> mlp_memory_write_impl(const MlpBackend& be, TensorList weigh
   ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, std::nullopt, alpha,
                              std::nullopt, rule, activation, false, "weights");
   in.recon = false;  // a pure write reads nothing back
-  return scan_forward(be, in, 1, false).w_out;
+  return scan_forward(be, in, 1, false, false).w_out;
 }
 
 std::tuple<std::vector<Tensor>, Tensor, Tensor> mlp_memory_step_impl(
@@ -379,9 +380,8 @@ std::tuple<std::vector<Tensor>, Tensor, Tensor> mlp_memory_step_impl(
     const OptTensor& recon_values, c10::string_view rule, c10::string_view activation) {
   ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
                              recon_values, rule, activation, false, "weights");
-  FwdOut o = scan_forward(be, in, 1, false);
-  Tensor recon = in.recon ? o.recon.squeeze(1) : o.recon;
-  return {o.w_out, o.reads.squeeze(1), recon};
+  FwdOut o = scan_forward(be, in, 1, false, false);
+  return {o.w_out, o.reads, o.recon};
 }
 
 std::tuple<Tensor, std::vector<Tensor>, Tensor, std::vector<Tensor>> mlp_memory_scan_impl(
@@ -392,7 +392,7 @@ std::tuple<Tensor, std::vector<Tensor>, Tensor, std::vector<Tensor>> mlp_memory_
   TORCH_CHECK(checkpoint_every >= 1, "checkpoint_every must be >= 1, got ", checkpoint_every);
   ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
                              recon_values, rule, activation, true, "weights");
-  FwdOut o = scan_forward(be, in, checkpoint_every, true);
+  FwdOut o = scan_forward(be, in, checkpoint_every, true, true);
   return {o.reads, o.w_out, o.recon, o.ckpt};
 }
 
@@ -441,7 +441,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   }
   for (const auto& z : in.z) g_z.push_back(at::zeros_like(z));
   Tensor g_kw = at::zeros_like(in.kw);
-  Tensor g_beta3 = at::zeros_like(in.beta);
+  Tensor g_beta = at::zeros_like(in.beta);
   Tensor g_kr = at::zeros_like(in.kr);
   Tensor g_alpha = in.alpha ? at::zeros_like(*in.alpha) : at::empty({0}, ref.options());
   Tensor g_rv = in.rv ? at::zeros_like(*in.rv) : at::empty({0}, ref.options());
@@ -462,6 +462,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
       p.kw = f.kw;
       for (int l = 0; l < kMaxLayers; ++l) p.z[l] = f.z[l];
       p.beta = f.beta;
+      p.beta_per_layer = f.beta_per_layer;
       p.alpha = f.alpha;
       p.kr = f.kr;
       p.rv = f.rv;
@@ -474,7 +475,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
       p.g_recon = gr.defined() ? gr.data_ptr<scalar_t>() : nullptr;
       p.g_kw = g_kw.data_ptr<scalar_t>();
       for (size_t l = 0; l < g_z.size(); ++l) p.g_z[l] = g_z[l].data_ptr<scalar_t>();
-      p.g_beta = g_beta3.data_ptr<scalar_t>();
+      p.g_beta = g_beta.data_ptr<scalar_t>();
       p.g_alpha = in.alpha ? g_alpha.data_ptr<scalar_t>() : nullptr;
       p.g_kr = g_kr.data_ptr<scalar_t>();
       p.g_rv = in.rv ? g_rv.data_ptr<scalar_t>() : p.g_z[0];
@@ -484,7 +485,6 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   } else {
     for (int l = 0; l < s.L && !gwT.empty(); ++l) g_w0[l].copy_(gwT[l]);
   }
-  Tensor g_beta = in.beta_per_layer ? g_beta3 : g_beta3.sum(-1);
   return {g_w0, g_kw, g_z, g_beta, g_kr, g_alpha, g_rv};
 }
 

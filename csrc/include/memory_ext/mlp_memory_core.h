@@ -217,7 +217,9 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
     }
     mlp_forward(ex, s, p.act, sc.W, A, s.H);
     write_errors<T>(ex, s, p.act, p.rule, sc.W, A, z, sc.D, nullptr);
-    write_apply(ex, s, sc.W, sc.W, A, sc.D, p.beta + bt * s.L, keep);
+    T beta[kMaxLayers];
+    for (int l = 0; l < s.L; ++l) beta[l] = p.beta[beta_index<T>(s, p.beta_per_layer, bt, l)];
+    write_apply(ex, s, sc.W, sc.W, A, sc.D, beta, keep);
     if (s.Hr > 0) {
       T* R[kMaxLayers + 1];
       R[0] = const_cast<T*>(p.kr) + bt * s.Hr * n0;
@@ -252,7 +254,8 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   const int L = s.L, n0 = s.n[0], nL = s.n[L];
   const std::size_t bt = std::size_t(b) * s.T + t;
   const T keep = p.alpha ? T(1) - p.alpha[b] : T(1);
-  const T* beta = p.beta + bt * L;
+  T beta[kMaxLayers];
+  for (int l = 0; l < L; ++l) beta[l] = p.beta[beta_index<T>(s, p.beta_per_layer, bt, l)];
 
   // 1. read and recon at W_t.
   if (s.Hr > 0 && p.g_reads != nullptr) {
@@ -302,7 +305,7 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
     const T* Q = sc.dD[l + 1];
     const T* Dl = D[l + 1];
     const T gb = -ex.template sum<T>(s.H * s.n[l + 1], [&](int i) { return Dl[i] * Q[i]; });
-    if (ex.leader()) p.g_beta[bt * L + l] += gb;
+    if (ex.leader()) p.g_beta[beta_index<T>(s, p.beta_per_layer, bt, l)] += gb;
     // dA[l] += -beta D G
     ex.gemm_nn(s.H, s.n[l], s.n[l + 1], D[l + 1], sc.G[l], dA[l], -beta[l], T(1), NoEpilogue{});
     if (p.alpha != nullptr && p.g_alpha != nullptr) {
@@ -441,7 +444,9 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
       }
       mlp_forward(ex, s, p.act, Wp, A, s.H);
       write_errors<T>(ex, s, p.act, p.rule, Wp, A, z, D, g);
-      write_apply(ex, s, Wp, Wn, A, D, p.beta + bt * L, keep);
+      T beta[kMaxLayers];
+      for (int l = 0; l < L; ++l) beta[l] = p.beta[beta_index<T>(s, p.beta_per_layer, bt, l)];
+      write_apply(ex, s, Wp, Wn, A, D, beta, keep);
     }
     // reverse
     for (int t = t1 - 1; t >= t0; --t) {

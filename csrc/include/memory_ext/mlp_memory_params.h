@@ -42,7 +42,8 @@ struct MlpScanFwdParams {
   const T* w0[kMaxLayers] = {};       // [B, n[l+1], n[l]] initial weights
   const T* kw = nullptr;              // [B, T, H, n_0] write keys
   const T* z[kMaxLayers] = {};        // local: z[l] [B, T, H, n[l+1]]; grad: z[0] values [B, T, H, n_L]
-  const T* beta = nullptr;            // [B, T, L]
+  const T* beta = nullptr;            // [B, T, L] (beta_per_layer) or [B, T]
+  bool beta_per_layer = false;
   const T* alpha = nullptr;           // [B] or nullptr (no decay)
   const T* kr = nullptr;              // [B, T, Hr, n_0] read keys
   const T* rv = nullptr;              // [B, T, H, n_L] recon values, nullptr: no recon
@@ -63,7 +64,8 @@ struct MlpScanBwdParams {
   const T* ckpt[kMaxLayers] = {};     // [B, NC, n[l+1], n[l]], ckpt 0 = initial weights
   const T* kw = nullptr;              // [B, T, H, n_0]
   const T* z[kMaxLayers] = {};        // as in the forward
-  const T* beta = nullptr;            // [B, T, L]
+  const T* beta = nullptr;            // [B, T, L] (beta_per_layer) or [B, T]
+  bool beta_per_layer = false;
   const T* alpha = nullptr;           // [B] or nullptr
   const T* kr = nullptr;              // [B, T, Hr, n_0]
   const T* rv = nullptr;              // [B, T, H, n_L] or nullptr
@@ -73,7 +75,7 @@ struct MlpScanBwdParams {
   T* g_w0[kMaxLayers] = {};           // [B, n[l+1], n[l]]
   T* g_kw = nullptr;                  // [B, T, H, n_0]
   T* g_z[kMaxLayers] = {};            // like z
-  T* g_beta = nullptr;                // [B, T, L]
+  T* g_beta = nullptr;                // like beta
   T* g_alpha = nullptr;               // [B] or nullptr
   T* g_kr = nullptr;                  // [B, T, Hr, n_0]
   T* g_rv = nullptr;                  // [B, T, H, n_L] (may alias g_z[0] for rule grad)
@@ -93,6 +95,12 @@ struct MlpReadParams {
   T* g_keys = nullptr;                // backward: [B, Hr, n_0]
   T* workspace = nullptr;             // [B, mlp_read_workspace(s)]
 };
+
+// beta[l] of step t of batch element b: beta is [B, T, L] or [B, T] (shared by the layers).
+template <typename T>
+ME_HD ME_INLINE std::size_t beta_index(const MlpShape& s, bool per_layer, std::size_t bt, int l) {
+  return per_layer ? bt * s.L + l : bt;
+}
 
 // Bump allocator: with base == nullptr it only measures.
 template <typename T>
