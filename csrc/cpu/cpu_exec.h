@@ -3,6 +3,7 @@
 // at whatever ISA the translation unit is built for (see CMakeLists.txt: default and AVX2+FMA).
 #pragma once
 
+
 namespace memory_ext {
 namespace cpu {
 
@@ -14,6 +15,13 @@ struct CpuExec {
   void for_n(int n, F f) const {
 #pragma omp simd
     for (int i = 0; i < n; ++i) f(i);
+  }
+
+  // A plain vectorised loop: measured faster here than a memcpy call for these sizes.
+  template <typename T>
+  void copy(int n, const T* __restrict src, T* __restrict dst) const {
+#pragma omp simd
+    for (int i = 0; i < n; ++i) dst[i] = src[i];
   }
 
   template <typename T, typename F>
@@ -35,6 +43,22 @@ struct CpuExec {
       T* c0 = C + static_cast<long>(m) * N;
       T* c1 = c0 + N;
       int n = 0;
+#ifdef MEMORY_EXT_AVX2_DOT
+      if constexpr (std::is_same<T, float>::value) {
+        if (K % 8 == 0) {
+          for (; n + 4 <= N; n += 4) {
+            const float* b0 = B + static_cast<long>(n) * K;
+            __m128 r0, r1;
+            dot_2x4_avx2(K, a0, a1, b0, b0 + K, b0 + 2 * K, b0 + 3 * K, r0, r1);
+            alignas(16) float v0[4], v1[4];
+            _mm_store_ps(v0, r0);
+            _mm_store_ps(v1, r1);
+            store4(c0 + n, a, b, v0[0], v0[1], v0[2], v0[3]);
+            store4(c1 + n, a, b, v1[0], v1[1], v1[2], v1[3]);
+          }
+        }
+      }
+#endif
       for (; n + 4 <= N; n += 4) {
         const T* b0 = B + static_cast<long>(n) * K;
         const T* b1 = b0 + K;

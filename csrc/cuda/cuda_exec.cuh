@@ -21,6 +21,11 @@ struct CudaExec {
     for (int i = threadIdx.x; i < n; i += blockDim.x) f(i);
   }
 
+  template <typename T>
+  __device__ __forceinline__ void copy(int n, const T* src, T* dst) const {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+  }
+
   template <typename T, typename F>
   __device__ T sum(int n, F f) const {
     T s = T(0);

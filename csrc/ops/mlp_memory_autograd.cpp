@@ -37,6 +37,21 @@ using ScanBwdSig = std::tuple<TensorVec, Tensor, TensorVec, Tensor, Tensor, Tens
     const OptTensor&, const OptTensor&, TensorList, const OptTensor&, sv, sv, int64_t);
 
 OptTensor opt(const Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
+
+// True when no graph is needed: grad mode off, or no float input requires grad. The Autograd
+// kernels then call the op directly (skipping the autograd.Function machinery, a few us).
+bool needs_graph(std::initializer_list<TensorList> lists, std::initializer_list<const Tensor*> ts,
+                 std::initializer_list<const OptTensor*> opts) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const auto& l : lists)
+    for (const auto& t : l)
+      if (t.requires_grad()) return true;
+  for (const auto* t : ts)
+    if (t->requires_grad()) return true;
+  for (const auto* o : opts)
+    if (o->has_value() && (*o)->requires_grad()) return true;
+  return false;
+}
 Tensor undef() { return Tensor(); }
 
 // --- what a write (scan, step, write) saves, and its backward ------------------------------------
@@ -138,6 +153,11 @@ struct ScanFn : public torch::autograd::Function<ScanFn> {
 std::tuple<Tensor, TensorVec, Tensor, TensorVec> scan_autograd(
     TensorList w, const Tensor& kw, TensorList z, const Tensor& beta, const Tensor& kr,
     const OptTensor& alpha, const OptTensor& rv, sv rule, sv act, int64_t C) {
+  if (!needs_graph({w, z}, {&kw, &beta, &kr}, {&alpha, &rv})) {
+    ME_OP(op, "memory_ext::mlp_memory_scan", ScanSig);
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(w, kw, z, beta, kr, alpha, rv, rule, act, C);
+  }
   auto o = ScanFn::apply(w, kw, z, beta, kr, alpha, rv, rule, act, C);
   const size_t L = w.size();
   return {o[0], TensorVec(o.begin() + 1, o.begin() + 1 + L), o[1 + L],
@@ -172,6 +192,11 @@ std::tuple<TensorVec, Tensor, Tensor> step_autograd(TensorList w, const Tensor& 
                                                     const Tensor& beta, const Tensor& kr,
                                                     const OptTensor& alpha, const OptTensor& rv,
                                                     sv rule, sv act) {
+  if (!needs_graph({w, z}, {&kw, &beta, &kr}, {&alpha, &rv})) {
+    ME_OP(op, "memory_ext::mlp_memory_step", StepSig);
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(w, kw, z, beta, kr, alpha, rv, rule, act);
+  }
   auto o = StepFn::apply(w, kw, z, beta, kr, alpha, rv, rule, act);
   const size_t L = w.size();
   return {TensorVec(o.begin(), o.begin() + L), o[L], o[L + 1]};
@@ -198,6 +223,11 @@ struct WriteFn : public torch::autograd::Function<WriteFn> {
 
 TensorVec write_autograd(TensorList w, const Tensor& kw, TensorList z, const Tensor& beta,
                          const OptTensor& alpha, sv rule, sv act) {
+  if (!needs_graph({w, z}, {&kw, &beta}, {&alpha})) {
+    ME_OP(op, "memory_ext::mlp_memory_write", WriteSig);
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(w, kw, z, beta, alpha, rule, act);
+  }
   return WriteFn::apply(w, kw, z, beta, alpha, rule, act);
 }
 
@@ -227,6 +257,11 @@ struct ReadFn : public torch::autograd::Function<ReadFn> {
 };
 
 Tensor read_autograd(TensorList w, const Tensor& keys, sv act) {
+  if (!needs_graph({w}, {&keys}, {})) {
+    ME_OP(op, "memory_ext::mlp_memory_read", ReadSig);
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(w, keys, act);
+  }
   return ReadFn::apply(w, keys, act)[0];
 }
 

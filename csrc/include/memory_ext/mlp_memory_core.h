@@ -5,6 +5,7 @@
 //   leader()                       true on exactly one thread
 //   for_n(n, f)                    f(i) for i in [0, n), spread over threads
 //   sum<T>(n, f)                   sum of f(i) over [0, n), result on every thread
+//   copy(n, src, dst)              dst[i] = src[i] for i in [0, n) (no overlap)
 //   gemm_nt(M,N,K,A,B,C,a,b,epi)   C[m,n] = epi(m, n, a * sum_k A[m,k] B[n,k] + b C[m,n])
 //   gemm_tn(M,N,K,A,B,C,a,b)       C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]
 //   gemm_nn(M,N,K,A,B,C,a,b,epi)   C[m,n] = epi(m, n, a * sum_k A[m,k] B[k,n] + b C[m,n])
@@ -76,7 +77,7 @@ struct ActGradEpilogue {  // v * act'(y[m, n]) for a backward gemm
 
 template <typename T, typename E>
 ME_DEVICE void copy_n(E& ex, int n, const T* src, T* dst) {
-  ex.for_n(n, [&](int i) { dst[i] = src[i]; });
+  ex.copy(n, src, dst);
 }
 
 // Forward pass of `rows` keys through W (spec 1.1). acts[0] = keys, acts[1..L-1] hidden
@@ -192,6 +193,7 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
   MlpFwdScratch<T>::carve(s, ws, &sc);
   const int n0 = s.n[0], nL = s.n[s.L];
   for (int l = 0; l < s.L; ++l) {
+    if (p.update_in_output) sc.W[l] = p.w_out[l] + std::size_t(b) * s.weight_numel(l);
     copy_n(ex, s.weight_numel(l), p.w0[l] + std::size_t(b) * s.weight_numel(l), sc.W[l]);
   }
   ex.sync();
@@ -237,7 +239,7 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
       ex.sync();
     }
   }
-  for (int l = 0; l < s.L; ++l) {
+  for (int l = 0; l < s.L && !p.update_in_output; ++l) {
     copy_n(ex, s.weight_numel(l), sc.W[l], p.w_out[l] + std::size_t(b) * s.weight_numel(l));
   }
   ex.sync();

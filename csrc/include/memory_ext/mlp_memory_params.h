@@ -52,6 +52,7 @@ struct MlpScanFwdParams {
   T* recon = nullptr;                 // [B, T] or nullptr
   T* ckpt[kMaxLayers] = {};           // [B, NC, n[l+1], n[l]] W_{k*C}, or nullptr
   T* workspace = nullptr;             // [B, mlp_fwd_workspace(s)]
+  bool update_in_output = false;      // keep the running weights in w_out (CPU: saves 2 copies)
 };
 
 // Backward of scan. Gradient outputs are zero-initialised by the host and accumulated into.
