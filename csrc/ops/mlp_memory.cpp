@@ -111,6 +111,9 @@ MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* nam
     check_shape(w, nm, {{"B", s.B}, {width(l + 1), out}, {width(l), s.n[l]}});
     if (l) check_like(w, nm, w0);
     TORCH_CHECK(out >= 1, nm, " must have a width n_", l + 1, " >= 1, got ", w.sizes());
+    TORCH_CHECK(out * s.n[l] <= std::numeric_limits<int>::max(), nm,
+                " is too large: the kernels index one layer's weights with 32-bit ints, got ",
+                w.sizes());
     s.n[l + 1] = static_cast<int>(out);
   }
   TORCH_CHECK(s.n[0] >= 1, name, "[0] must have a key width n_0 >= 1, got ", w0.sizes());

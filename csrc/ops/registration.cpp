@@ -1,8 +1,8 @@
 // The one TORCH_LIBRARY of memory_ext: every op schema. Implementations register per backend
-// (csrc/cpu, csrc/cuda); fake kernels and autograd register from Python (memory_ext/_meta.py,
-// memory_ext/_autograd.py). No argument has a default: torch.library's autograd drops trailing
-// arguments equal to their defaults from a call, and the Python front (memory_ext/ops.py)
-// always passes every argument.
+// (csrc/cpu, csrc/cuda), autograd in C++ (csrc/ops/mlp_memory_autograd.cpp), fake kernels from
+// Python (memory_ext/_meta.py). No argument has a default: the Python front (memory_ext/ops.py)
+// passes every argument, and torch.library's Python-side tooling drops trailing arguments equal
+// to their defaults from a call, which changes the argument structure it sees.
 #include <torch/library.h>
 
 TORCH_LIBRARY(memory_ext, m) {
