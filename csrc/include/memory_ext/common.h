@@ -25,18 +25,28 @@ enum class WriteRule : int { Local = 0, Grad = 1 };
 // expm1 for the CPU kernels in plain arithmetic (no libm call), so loops over it vectorise:
 // y = k ln2 + r, |r| <= ln2 / 2, expm1(y) = 2^k (expm1(r) + 1) - 1 with a Taylor polynomial
 // for expm1(r) (degree 13 in double, 8 in float: below 1 ulp of the polynomial's range).
-// Valid for |y| <= 80 (double) / 40 (float); callers clamp.
+// Valid for y in [-709, 80] (double) / [-88, 40] (float), 2^k flushing to 0 at the low end:
+// callers clamp. Returns 2^k and
+// expm1(r) so that expm1(y) = 2^k expm1(r) + (2^k - 1) and exp(y) = 2^k expm1(r) + 2^k (the
+// latter stays accurate where exp(y) is tiny and expm1(y) has rounded to -1).
 template <typename T>
-inline T host_expm1(T y) {
+struct ExpParts {
+  T two_k;
+  T em1_r;
+};
+
+template <typename T>
+inline ExpParts<T> host_exp_parts(T y) {
   constexpr bool dbl = sizeof(T) == 8;
   const T inv_ln2 = T(1.4426950408889634);
   const T ln2_hi = dbl ? T(6.93147180369123816490e-01) : T(0.693145751953125);
   const T ln2_lo = dbl ? T(1.90821492927058770002e-10) : T(1.428606765330187045e-06);
-  const T magic = dbl ? T(6755399441055744.0) : T(12582912.0);  // 1.5 * 2^52 | 2^23
+  const T magic = dbl ? T(6755399441055744.0) : T(12582912.0);  // 1.5 * 2^52 (double), 1.5 * 2^23 (float)
   const T t = y * inv_ln2 + magic;  // k = round(y / ln2) sits in the low mantissa bits of t
   const T kf = t - magic;
   const T r = (y - kf * ln2_hi) - kf * ln2_lo;
-  T p;
+  // Horner from the highest term: double starts at 1/13!, float at 1/8!; the tail is shared.
+  T p = T(1.0 / 40320.0);  // 1/8!
   if (dbl) {
     p = T(1.0 / 6227020800.0);
     p = p * r + T(1.0 / 479001600.0);
@@ -44,21 +54,13 @@ inline T host_expm1(T y) {
     p = p * r + T(1.0 / 3628800.0);
     p = p * r + T(1.0 / 362880.0);
     p = p * r + T(1.0 / 40320.0);
-    p = p * r + T(1.0 / 5040.0);
-    p = p * r + T(1.0 / 720.0);
-    p = p * r + T(1.0 / 120.0);
-    p = p * r + T(1.0 / 24.0);
-    p = p * r + T(1.0 / 6.0);
-    p = p * r + T(0.5);
-  } else {
-    p = T(1.0 / 40320.0);
-    p = p * r + T(1.0 / 5040.0);
-    p = p * r + T(1.0 / 720.0);
-    p = p * r + T(1.0 / 120.0);
-    p = p * r + T(1.0 / 24.0);
-    p = p * r + T(1.0 / 6.0);
-    p = p * r + T(0.5);
   }
+  p = p * r + T(1.0 / 5040.0);
+  p = p * r + T(1.0 / 720.0);
+  p = p * r + T(1.0 / 120.0);
+  p = p * r + T(1.0 / 24.0);
+  p = p * r + T(1.0 / 6.0);
+  p = p * r + T(0.5);
   const T em1_r = r + r * r * p;  // expm1(r)
   // 2^k from the bits of t (integer adds and shifts only, so it vectorises)
   T two_k;
@@ -73,7 +75,19 @@ inline T host_expm1(T y) {
     bits = (bits - 0x4B400000 + 127) << 23;
     __builtin_memcpy(&two_k, &bits, 4);
   }
-  return two_k * em1_r + (two_k - T(1));
+  return {two_k, em1_r};
+}
+
+template <typename T>
+inline T host_expm1(T y) {
+  const ExpParts<T> e = host_exp_parts(y);
+  return e.two_k * e.em1_r + (e.two_k - T(1));
+}
+
+template <typename T>
+inline T host_exp(T y) {
+  const ExpParts<T> e = host_exp_parts(y);
+  return e.two_k * e.em1_r + e.two_k;
 }
 #endif
 
@@ -96,11 +110,14 @@ ME_HD ME_INLINE T me_sigmoid(T x) {
 #if defined(__CUDA_ARCH__)
   return T(1) / (T(1) + exp(-x));
 #else
-  // 1 / (1 + exp(-x)) = 1 / (2 + expm1(-x)); clamped where it has rounded to 0 or 1.
-  const T lim = sizeof(T) == 8 ? T(80) : T(40);
-  T c = x < lim ? x : lim;
-  c = c > -lim ? c : -lim;
-  return T(1) / (T(2) + host_expm1(-c));
+  // With e = exp(-|x|) <= 1: sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0.
+  // |x| is clamped where exp(-|x|) is below the smallest normal number (there 2^k is 0).
+  const T lim = sizeof(T) == 8 ? T(709) : T(88);
+  T a = x < T(0) ? x : -x;  // -|x|
+  a = a > -lim ? a : -lim;
+  const T e = host_exp(a);
+  const T num = x < T(0) ? e : T(1);
+  return num / (T(1) + e);
 #endif
 }
 
