@@ -103,18 +103,13 @@ struct CpuExec {
     }
   }
 
-  // C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]
+  // C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]: row updates, four k per pass over C's row.
   template <typename T>
   void gemm_tn(int M, int N, int K, const T* A, const T* B, T* C, T a, T b) const {
     for (int m = 0; m < M; ++m) {
       T* cm = C + static_cast<long>(m) * N;
       scale_row(cm, N, b);
-      for (int k = 0; k < K; ++k) {
-        const T x = a * A[static_cast<long>(k) * M + m];
-        const T* bk = B + static_cast<long>(k) * N;
-#pragma omp simd
-        for (int n = 0; n < N; ++n) cm[n] += x * bk[n];
-      }
+      axpy_rows(cm, N, K, B, N, [&](int k) { return a * A[static_cast<long>(k) * M + m]; });
     }
   }
 
@@ -125,17 +120,33 @@ struct CpuExec {
       T* cm = C + static_cast<long>(m) * N;
       const T* am = A + static_cast<long>(m) * K;
       scale_row(cm, N, b);
-      for (int k = 0; k < K; ++k) {
-        const T x = a * am[k];
-        const T* bk = B + static_cast<long>(k) * N;
-#pragma omp simd
-        for (int n = 0; n < N; ++n) cm[n] += x * bk[n];
-      }
+      axpy_rows(cm, N, K, B, N, [&](int k) { return a * am[k]; });
       epi.row(m, cm, N);
     }
   }
 
  private:
+  // c[n] += sum_k x(k) * B[k, n] (B rows of stride ldb), four rows of B per pass over c.
+  template <typename T, typename X>
+  static void axpy_rows(T* __restrict c, int N, int K, const T* B, int ldb, X x) {
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const T x0 = x(k), x1 = x(k + 1), x2 = x(k + 2), x3 = x(k + 3);
+      const T* b0 = B + static_cast<long>(k) * ldb;
+      const T* b1 = b0 + ldb;
+      const T* b2 = b1 + ldb;
+      const T* b3 = b2 + ldb;
+#pragma omp simd
+      for (int n = 0; n < N; ++n) c[n] += x0 * b0[n] + x1 * b1[n] + x2 * b2[n] + x3 * b3[n];
+    }
+    for (; k < K; ++k) {
+      const T xk = x(k);
+      const T* bk = B + static_cast<long>(k) * ldb;
+#pragma omp simd
+      for (int n = 0; n < N; ++n) c[n] += xk * bk[n];
+    }
+  }
+
   template <typename T>
   static void store4(T* c, T a, T b, T s0, T s1, T s2, T s3) {
     const T s[4] = {s0, s1, s2, s3};
