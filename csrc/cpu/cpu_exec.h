@@ -3,7 +3,6 @@
 // at whatever ISA the translation unit is built for (see CMakeLists.txt: default and AVX2+FMA).
 #pragma once
 
-
 namespace memory_ext {
 namespace cpu {
 
@@ -43,22 +42,6 @@ struct CpuExec {
       T* c0 = C + static_cast<long>(m) * N;
       T* c1 = c0 + N;
       int n = 0;
-#ifdef MEMORY_EXT_AVX2_DOT
-      if constexpr (std::is_same<T, float>::value) {
-        if (K % 8 == 0) {
-          for (; n + 4 <= N; n += 4) {
-            const float* b0 = B + static_cast<long>(n) * K;
-            __m128 r0, r1;
-            dot_2x4_avx2(K, a0, a1, b0, b0 + K, b0 + 2 * K, b0 + 3 * K, r0, r1);
-            alignas(16) float v0[4], v1[4];
-            _mm_store_ps(v0, r0);
-            _mm_store_ps(v1, r1);
-            store4(c0 + n, a, b, v0[0], v0[1], v0[2], v0[3]);
-            store4(c1 + n, a, b, v1[0], v1[1], v1[2], v1[3]);
-          }
-        }
-      }
-#endif
       for (; n + 4 <= N; n += 4) {
         const T* b0 = B + static_cast<long>(n) * K;
         const T* b1 = b0 + K;
