@@ -186,46 +186,41 @@ def _named(reads=None, weights=None, recon=None, has_recon=True) -> Dict[str, Op
     return out
 
 
-def run_fused(op: str, inp: MemInputs, **extra) -> Dict[str, Optional[Tensor]]:
-    """Outputs of memory_ext.<op> on inp. extra: e.g. checkpoint_every for the scan."""
+FUSED = {"read": memory_ext.mlp_memory_read, "write": memory_ext.mlp_memory_write,
+         "step": memory_ext.mlp_memory_step, "scan": memory_ext.mlp_memory_scan}
+REFERENCE = {"read": reference.mlp_read, "write": reference.mlp_write,
+             "step": reference.mlp_step, "scan": reference.mlp_scan}
+
+
+def _run(fns, op: str, inp: MemInputs, **extra) -> Dict[str, Optional[Tensor]]:
+    """Outputs of fns[op] (same call for the fused ops and the reference) on inp, by name."""
     if op == "read":
-        return _named(reads=memory_ext.mlp_memory_read(inp.weights, inp.read_keys,
-                                                       activation=inp.activation),
+        return _named(reads=fns["read"](inp.weights, inp.read_keys, inp.activation),
                       has_recon=False)
     if op == "write":
-        return _named(weights=memory_ext.mlp_memory_write(
+        return _named(weights=fns["write"](
             inp.weights, inp.write_keys, inp.targets, inp.beta, rule=inp.rule,
             activation=inp.activation, alpha=inp.alpha), has_recon=False)
     if op == "step":
-        w, reads, recon = memory_ext.mlp_memory_step(
+        w, reads, recon = fns["step"](
             inp.weights, inp.write_keys, inp.targets, inp.beta, inp.read_keys, **inp.kwargs())
         return _named(reads, w, recon)
     if op == "scan":
-        reads, w, recon = memory_ext.mlp_memory_scan(
+        reads, w, recon = fns["scan"](
             inp.weights, inp.write_keys, inp.targets, inp.beta, inp.read_keys, **inp.kwargs(),
             **extra)
         return _named(reads, w, recon)
     raise ValueError(op)
 
 
+def run_fused(op: str, inp: MemInputs, **extra) -> Dict[str, Optional[Tensor]]:
+    """Outputs of memory_ext.<op> on inp. extra: e.g. checkpoint_every for the scan."""
+    return _run(FUSED, op, inp, **extra)
+
+
 def run_reference(op: str, inp: MemInputs) -> Dict[str, Optional[Tensor]]:
     """Outputs of memory_ext.reference on inp, named like run_fused."""
-    if op == "read":
-        return _named(reads=reference.mlp_read(inp.weights, inp.read_keys, inp.activation),
-                      has_recon=False)
-    if op == "write":
-        return _named(weights=reference.mlp_write(
-            inp.weights, inp.write_keys, inp.targets, inp.beta, rule=inp.rule,
-            activation=inp.activation, alpha=inp.alpha), has_recon=False)
-    if op == "step":
-        w, reads, recon = reference.mlp_step(
-            inp.weights, inp.write_keys, inp.targets, inp.beta, inp.read_keys, **inp.kwargs())
-        return _named(reads, w, recon)
-    if op == "scan":
-        reads, w, recon = reference.mlp_scan(
-            inp.weights, inp.write_keys, inp.targets, inp.beta, inp.read_keys, **inp.kwargs())
-        return _named(reads, w, recon)
-    raise ValueError(op)
+    return _run(REFERENCE, op, inp)
 
 
 def op_inputs(op: str, shape: Shape, **kw) -> MemInputs:
