@@ -132,3 +132,45 @@ def mlp_scan(weights, write_keys, targets, beta, read_keys, *, rule="local", act
                 read_keys.new_zeros(B, 0) if has_recon else None)
     recon = None if recons[0] is None else torch.stack(recons, 1)
     return torch.stack(reads, 1), w, recon
+
+
+# --- delta rule (spec section 2), flash-linear-attention layout ------------------------------
+def l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:
+    """x / sqrt(sum(x^2) + eps) over the last dim (fla's l2norm)."""
+    return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + eps)
+
+
+def delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, *, scale: Optional[float] = None,
+               initial_state: Optional[Tensor] = None, output_final_state: bool = False,
+               use_qk_l2norm: bool = False, cu_seqlens: Optional[Tensor] = None):
+    """Step-by-step delta rule (spec 2): q, k [B, T, H, K], v [B, T, H, V], beta [B, T, H],
+    state [B, H, K, V] (float32; float64 when v is float64). cu_seqlens [N + 1] packs N
+    sequences in B = 1. Returns (o [B, T, H, V] in v's dtype, final state [N, H, K, V] or None)."""
+    if cu_seqlens is not None:
+        outs, states = [], []
+        bounds = cu_seqlens.tolist()
+        for i in range(len(bounds) - 1):
+            sl = slice(bounds[i], bounds[i + 1])
+            s0 = None if initial_state is None else initial_state[i:i + 1]
+            o, s = delta_rule(q[:, sl], k[:, sl], v[:, sl], beta[:, sl], scale=scale,
+                              initial_state=s0, output_final_state=True,
+                              use_qk_l2norm=use_qk_l2norm)
+            outs.append(o)
+            states.append(s)
+        return torch.cat(outs, 1), (torch.cat(states, 0) if output_final_state else None)
+    B, T, H, K = q.shape
+    V = v.shape[-1]
+    acc = torch.float64 if v.dtype == torch.float64 else torch.float32
+    scale = K ** -0.5 if scale is None else scale
+    q, k, v, beta = (t.to(acc) for t in (q, k, v, beta))
+    if use_qk_l2norm:
+        q, k = l2norm(q), l2norm(k)
+    S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(acc)
+    outs = []
+    for t in range(T):
+        kt = k[:, t]                                            # [B, H, K]
+        u = v[:, t] - torch.einsum("bhk,bhkv->bhv", kt, S)       # [B, H, V]
+        S = S + beta[:, t, :, None, None] * kt[..., :, None] * u[..., None, :]
+        outs.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S))
+    o = torch.stack(outs, 1) if T else v.new_zeros(B, 0, H, V, dtype=acc)
+    return o.to(v.dtype), (S if output_final_state else None)

@@ -1,5 +1,6 @@
 """The README's example and the docstring Examples run as written."""
 import doctest
+import importlib
 import re
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import memory_ext
 from memory_ext import modules, ops
 
 ROOT = Path(__file__).resolve().parents[1]
+# the submodule (memory_ext.delta_rule the attribute is the function)
+delta_rule_module = importlib.import_module("memory_ext.delta_rule")
 
 
 def test_readme_python_example_runs():
@@ -19,7 +22,7 @@ def test_readme_python_example_runs():
         exec(compile(code, "README.md", "exec"), {})
 
 
-@pytest.mark.parametrize("module", [ops, modules], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [ops, modules, delta_rule_module], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0

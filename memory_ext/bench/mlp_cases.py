@@ -31,6 +31,22 @@ class MlpCase:
     def L(self) -> int:
         return len(self.widths) - 1
 
+    @property
+    def op_name(self) -> str:
+        return f"mlp_memory_{self.op}"
+
+    def make_inputs(self, device: str, requires_grad: bool) -> Dict:
+        return make_inputs(self, device, requires_grad)
+
+    def implementations(self) -> Dict[str, Callable[[Dict], tuple]]:
+        return implementations(self)
+
+    def leaves(self, inputs: Dict) -> List[torch.Tensor]:
+        return _leaves(inputs)
+
+    def loss(self, outputs) -> torch.Tensor:
+        return _loss(*outputs)
+
     def label(self) -> str:
         w = "/".join(str(x) for x in self.widths)
         t = f" T={self.T}" if self.op == "scan" else ""
@@ -128,27 +144,6 @@ def implementations(c: MlpCase) -> Dict[str, Callable[[Dict], tuple]]:
         return torch.stack(reads, 1), recon
 
     return {"fused": fused, "eager": eager, "compile": compiled}
-
-
-def forward_runner(fn, inputs):
-    def run():
-        with torch.no_grad():
-            return fn(inputs)
-    return run
-
-
-def fwd_bwd_runner(fn, inputs):
-    leaves = _leaves(inputs)
-
-    def forward():
-        return _loss(*fn(inputs))
-
-    def backward(loss):
-        torch.autograd.grad(loss, leaves)
-
-    def run():
-        backward(forward())
-    return run, forward, backward
 
 
 QUICK_CASES: List[MlpCase] = [

@@ -10,8 +10,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .mlp_cases import (CUDA_CASES, FULL_CASES, QUICK_CASES, MlpCase, forward_runner,
-                        fwd_bwd_runner, implementations, make_inputs)
+from .cases import CUDA_CASES, FULL_CASES, QUICK_CASES, forward_runner, fwd_bwd_runner
 from .timing import fwd_bwd_peak_bytes, machine_peaks, time_fn
 
 
@@ -42,20 +41,20 @@ def header(device: str) -> Dict:
     }
 
 
-def run_case(case: MlpCase, device: str, peaks: Dict, min_time: float) -> List[Dict]:
+def run_case(case, device: str, peaks: Dict, min_time: float) -> List[Dict]:
     rows = []
-    impls = implementations(case)
+    impls = case.implementations()
     for mode in case.modes:
         grad = mode == "fwd+bwd"
-        inputs = make_inputs(case, device, requires_grad=grad)
+        inputs = case.make_inputs(device, requires_grad=grad)
         flops = case.forward_flops() * (3 if grad else 1)
         results = {}
         for name, fn in impls.items():
             try:
                 if grad:
-                    run, fwd, bwd = fwd_bwd_runner(fn, inputs)
+                    run, fwd, bwd = fwd_bwd_runner(case, fn, inputs)
                 else:
-                    run = forward_runner(fn, inputs)
+                    run = forward_runner(case, fn, inputs)
                 t = time_fn(run, device, min_time=min_time)
                 peak = fwd_bwd_peak_bytes(fwd, bwd, device) if grad else None
                 results[name] = (t, peak)
@@ -66,14 +65,14 @@ def run_case(case: MlpCase, device: str, peaks: Dict, min_time: float) -> List[D
         eager_t = results["eager"][0].median_s
         for name, (t, peak) in results.items():
             if t is None:
-                rows.append({"op": f"mlp_memory_{case.op}", "mode": mode, "shape": case.label(),
+                rows.append({"op": case.op_name, "mode": mode, "shape": case.label(),
                              "impl": name, "median_ms": None, "iqr_ms": None, "reps": 0,
                              "speedup_vs_eager": None, "gflops": None, "pct_peak": None,
                              "peak_mem_mb": None, "error": peak})
                 continue
             gflops = flops / t.median_s / 1e9
             rows.append({
-                "op": f"mlp_memory_{case.op}", "mode": mode, "shape": case.label(),
+                "op": case.op_name, "mode": mode, "shape": case.label(),
                 "impl": name, "median_ms": t.median_s * 1e3, "iqr_ms": t.iqr_s * 1e3,
                 "reps": t.reps, "speedup_vs_eager": eager_t / t.median_s,
                 "gflops": gflops,
@@ -118,11 +117,11 @@ def run(device: str = "cpu", full: bool = False, json_path: Optional[str] = None
           f"(n={peaks['matmul_n']}), copy {peaks['copy_gbs']:.1f} GB/s", flush=True)
     cases = CUDA_CASES if device.startswith("cuda") else (FULL_CASES if full else QUICK_CASES)
     if ops:
-        cases = [c for c in cases if c.op in ops]
+        cases = [c for c in cases if c.op_name in ops or getattr(c, "op", None) in ops]
     min_time = 1.0 if full else 0.3
     rows: List[Dict] = []
     for case in cases:
-        print(f"  running mlp_memory_{case.op} {case.label()} ...", flush=True)
+        print(f"  running {case.op_name} {case.label()} ...", flush=True)
         rows.extend(run_case(case, device, peaks, min_time))
     print(format_table(rows), flush=True)
     print("GFLOP/s: algorithmic forward FLOPs (fwd+bwd counted as 3x forward); % peak: of the "

@@ -1,0 +1,45 @@
+"""The benchmark case lists and the runners shared by every op group.
+
+A case has: op_name, label(), modes, forward_flops(), make_inputs(device, requires_grad),
+implementations() -> {name: fn(inputs) -> outputs}, leaves(inputs), loss(outputs).
+"""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+
+from .delta_cases import DeltaCase
+from .mlp_cases import CUDA_CASES as MLP_CUDA, FULL_CASES as MLP_FULL, QUICK_CASES as MLP_QUICK
+
+QUICK_CASES: List = MLP_QUICK + [DeltaCase(B=2, T=1024, H=4, K=64, V=64)]
+FULL_CASES: List = MLP_FULL + [
+    DeltaCase(B=2, T=1024, H=4, K=64, V=64),
+    DeltaCase(B=2, T=4096, H=4, K=64, V=64, modes=("fwd",)),
+    DeltaCase(B=4, T=512, H=8, K=128, V=128),
+]
+CUDA_CASES: List = MLP_CUDA + [
+    DeltaCase(B=4, T=2048, H=8, K=64, V=64),
+    DeltaCase(B=4, T=2048, H=8, K=128, V=128),
+]
+
+
+def forward_runner(case, fn, inputs):
+    def run():
+        with torch.no_grad():
+            return fn(inputs)
+    return run
+
+
+def fwd_bwd_runner(case, fn, inputs):
+    leaves = case.leaves(inputs)
+
+    def forward():
+        return case.loss(fn(inputs))
+
+    def backward(loss):
+        torch.autograd.grad(loss, leaves)
+
+    def run():
+        backward(forward())
+    return run, forward, backward

@@ -1,0 +1,72 @@
+"""Benchmark cases of the delta rule (fla layout): fused vs the eager reference loop vs a
+torch.compile'd reference step run T times."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence
+
+import torch
+
+from .. import reference as ref
+from ..delta_rule import delta_rule
+
+
+def _ref_step(S, q, k, v, beta, scale):
+    """One step of the reference recurrence: S [B, H, K, V]; q, k [B, H, K]; v [B, H, V]."""
+    u = v - torch.einsum("bhk,bhkv->bhv", k, S)
+    S = S + beta[..., None, None] * k[..., :, None] * u[..., None, :]
+    return S, torch.einsum("bhk,bhkv->bhv", q * scale, S)
+
+
+@dataclass(frozen=True)
+class DeltaCase:
+    B: int
+    T: int
+    H: int
+    K: int
+    V: int
+    modes: Sequence[str] = ("fwd", "fwd+bwd")
+    op_name: str = "delta_rule"
+
+    def label(self) -> str:
+        return f"B={self.B} T={self.T} H={self.H} K={self.K} V={self.V} l2norm"
+
+    def forward_flops(self) -> float:
+        """k^T S, the rank-1 update and S^T q: about 6 K V per step and head."""
+        return float(6 * self.B * self.T * self.H * self.K * self.V)
+
+    def make_inputs(self, device: str, requires_grad: bool) -> Dict:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        shape = (self.B, self.T, self.H)
+        mk = lambda *s: torch.randn(*s, generator=g).to(device).requires_grad_(requires_grad)  # noqa: E731
+        beta = torch.rand(*shape, generator=g).to(device).requires_grad_(requires_grad)
+        return dict(q=mk(*shape, self.K), k=mk(*shape, self.K), v=mk(*shape, self.V), beta=beta)
+
+    def leaves(self, i: Dict) -> List[torch.Tensor]:
+        return [i["q"], i["k"], i["v"], i["beta"]]
+
+    def loss(self, outputs) -> torch.Tensor:
+        o, s = outputs
+        return o.square().mean() + s.square().mean()
+
+    def implementations(self) -> Dict[str, Callable[[Dict], tuple]]:
+        kw = dict(use_qk_l2norm=True, output_final_state=True)
+
+        def fused(i):
+            return delta_rule(i["q"], i["k"], i["v"], i["beta"], **kw)
+
+        def eager(i):
+            return ref.delta_rule(i["q"], i["k"], i["v"], i["beta"], **kw)
+
+        step_c = torch.compile(_ref_step, dynamic=False)
+
+        def compiled(i):
+            q, k = ref.l2norm(i["q"]), ref.l2norm(i["k"])
+            S = q.new_zeros(self.B, self.H, self.K, self.V)
+            outs = []
+            for t in range(self.T):
+                S, o = step_c(S, q[:, t], k[:, t], i["v"][:, t], i["beta"][:, t], self.K ** -0.5)
+                outs.append(o)
+            return torch.stack(outs, 1), S
+
+        return {"fused": fused, "eager": eager, "compile": compiled}

@@ -1,0 +1,131 @@
+"""The delta rule in flash-linear-attention's call layout (shared/spec/memory-ops.md section 2).
+
+The delta rule is the one-layer linear case of the fast-weight memory (spec 1.4): with the state
+S [K, V] of one head as W = S^T, one step S += beta k (v - S^T k)^T is a local-rule write of
+layer width V with beta_mlp = beta V / 2, and o = S^T (scale q) is a read. So the recurrent form
+runs on the fused scan kernel (state kept in the kernel across all T, own backward kernels),
+heads folded into the batch.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .ops import mlp_memory_scan
+from .reference import l2norm
+
+
+def _check(q, k, v, beta, initial_state, cu_seqlens):
+    if q.dim() != 4:
+        raise ValueError(f"q must be [B, T, H, K], got {list(q.shape)}")
+    B, T, H, K = q.shape
+    if tuple(k.shape) != (B, T, H, K):
+        raise ValueError(f"k must be [B, T, H, K] = {[B, T, H, K]} like q, got {list(k.shape)}")
+    if v.dim() != 4 or tuple(v.shape[:3]) != (B, T, H):
+        raise ValueError(f"v must be [B, T, H, V] = {[B, T, H, 'V']}, got {list(v.shape)}")
+    if tuple(beta.shape) != (B, T, H):
+        raise ValueError(f"beta must be [B, T, H] = {[B, T, H]}, got {list(beta.shape)}")
+    for name, t in (("q", q), ("k", k), ("v", v), ("beta", beta)):
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating tensor, got {t.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"{name} must be on {q.device} like q, got {t.device}")
+    N = B
+    if cu_seqlens is not None:
+        if B != 1:
+            raise ValueError(f"cu_seqlens packs sequences in B = 1, got B = {B}")
+        if cu_seqlens.dim() != 1 or cu_seqlens.dtype not in (torch.int32, torch.int64):
+            raise ValueError("cu_seqlens must be a 1-D int32/int64 tensor [N + 1]")
+        b = cu_seqlens.tolist()
+        if len(b) < 2 or b[0] != 0 or b[-1] != T or any(x > y for x, y in zip(b, b[1:])):
+            raise ValueError(f"cu_seqlens must rise from 0 to T = {T}, got {b}")
+        N = len(b) - 1
+    if initial_state is not None:
+        want = [N, H, K, v.shape[-1]]
+        if list(initial_state.shape) != want:
+            raise ValueError(f"initial_state must be [N, H, K, V] = {want}, got {list(initial_state.shape)}")
+    return N
+
+
+def _pad(x: Tensor, bounds, Tmax: int) -> Tensor:
+    """Packed [1, T, ...] -> padded [N, Tmax, ...] (zeros after each sequence)."""
+    out = x.new_zeros((len(bounds) - 1, Tmax) + tuple(x.shape[2:]))
+    for i in range(len(bounds) - 1):
+        out[i, : bounds[i + 1] - bounds[i]] = x[0, bounds[i]: bounds[i + 1]]
+    return out
+
+
+def _unpad(x: Tensor, bounds) -> Tensor:
+    """Padded [N, Tmax, ...] -> packed [1, T, ...]."""
+    return torch.cat([x[i, : bounds[i + 1] - bounds[i]] for i in range(len(bounds) - 1)], 0)[None]
+
+
+def delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, *, scale: Optional[float] = None,
+               initial_state: Optional[Tensor] = None, output_final_state: bool = False,
+               use_qk_l2norm: bool = False, cu_seqlens: Optional[Tensor] = None,
+               mode: str = "recurrent", checkpoint_every: int = 16
+               ) -> Tuple[Tensor, Optional[Tensor]]:
+    """Delta-rule attention / memory, fla layout: per head, for t = 1..T,
+    u_t = v_t - S^T k_t;  S += beta_t k_t u_t^T;  o_t = S^T (scale q_t).
+
+    Args:
+        q, k: [B, T, H, K]
+        v: [B, T, H, V] (K != V allowed)
+        beta: [B, T, H]
+        scale: defaults to K ** -0.5
+        initial_state: [N, H, K, V] (N = B, or the number of sequences with cu_seqlens)
+        output_final_state: also return the final state [N, H, K, V]
+        use_qk_l2norm: normalise q_t and k_t (x / sqrt(sum x^2 + 1e-6)) first
+        cu_seqlens: [N + 1] int offsets of N sequences packed in B = 1 (fla's varlen layout)
+        mode: "recurrent" (the chunkwise form is not implemented yet)
+        checkpoint_every: the backward stores the state every this many steps
+
+    Returns:
+        (o [B, T, H, V] in v's dtype, final state [N, H, K, V] float32 or None). The state is
+        float32 for float16 / bfloat16 / float32 inputs, float64 for float64 inputs.
+
+    Examples:
+        >>> import torch, memory_ext
+        >>> q, k, v = (torch.randn(2, 16, 4, 32) for _ in range(3))
+        >>> beta = torch.rand(2, 16, 4)
+        >>> o, S = memory_ext.delta_rule(q, k, v, beta, output_final_state=True)
+        >>> o.shape, S.shape
+        (torch.Size([2, 16, 4, 32]), torch.Size([2, 4, 32, 32]))
+    """
+    if mode != "recurrent":
+        raise ValueError(f"mode must be 'recurrent' (the chunkwise form is not implemented yet), got {mode!r}")
+    N = _check(q, k, v, beta, initial_state, cu_seqlens)
+    B, T, H, K = q.shape
+    V = v.shape[-1]
+    out_dtype = v.dtype
+    acc = torch.float64 if out_dtype == torch.float64 else torch.float32
+    scale = K ** -0.5 if scale is None else float(scale)
+    q, k, v, beta = (t.to(acc) for t in (q, k, v, beta))
+    if use_qk_l2norm:
+        q, k = l2norm(q), l2norm(k)
+    bounds = None
+    if cu_seqlens is not None:
+        bounds = cu_seqlens.tolist()
+        Tmax = max(b - a for a, b in zip(bounds, bounds[1:]))
+        # padding steps have beta = 0: they leave the state unchanged
+        q, k, v, beta = (_pad(t, bounds, Tmax) for t in (q, k, v, beta))
+    Tp = q.shape[1]
+
+    def fold(x):  # [N, T, H, D] -> [N * H, T, 1, D]: every head is its own memory
+        return x.permute(0, 2, 1, 3).reshape(N * H, Tp, 1, x.shape[-1])
+
+    if initial_state is None:
+        W0 = q.new_zeros(N * H, V, K)
+    else:
+        W0 = initial_state.to(acc).transpose(-1, -2).reshape(N * H, V, K)
+    beta_mlp = beta.permute(0, 2, 1).reshape(N * H, Tp) * (V / 2.0)
+    reads, (W_T,), _ = mlp_memory_scan(
+        [W0], fold(k), [fold(v)], beta_mlp, fold(q * scale), rule="local",
+        activation="identity", checkpoint_every=checkpoint_every)
+    o = reads.reshape(N, H, Tp, V).permute(0, 2, 1, 3)
+    if bounds is not None:
+        o = _unpad(o, bounds)
+    final = W_T.reshape(N, H, V, K).transpose(-1, -2) if output_final_state else None
+    return o.to(out_dtype), final

@@ -1,0 +1,39 @@
+"""`memory-ext bench` machinery on tiny cases (speed itself is never asserted)."""
+import json
+
+import pytest
+
+from memory_ext.bench.delta_cases import DeltaCase
+from memory_ext.bench.mlp_cases import MlpCase
+from memory_ext.bench.runner import format_table, run_case
+from memory_ext.cli import main
+
+PEAKS = {"matmul_fp32_gflops": 100.0}
+
+
+@pytest.mark.parametrize("case", [
+    MlpCase("step", B=1, H=2, widths=(8, 8)),
+    MlpCase("scan", B=2, T=4, H=2, widths=(8, 8, 8), rule="grad"),
+    DeltaCase(B=1, T=4, H=2, K=8, V=8),
+], ids=lambda c: c.op_name)
+def test_run_case_rows(case):
+    rows = run_case(case, "cpu", PEAKS, min_time=0.0)
+    # every (mode, impl) has a row; a baseline that cannot run says why instead of vanishing
+    assert sorted((r["mode"], r["impl"]) for r in rows) == sorted(
+        (m, i) for m in ("fwd", "fwd+bwd") for i in ("fused", "eager", "compile"))
+    assert all(not r.get("error") for r in rows if r["impl"] != "compile")
+    for r in rows:
+        assert r["op"] == case.op_name
+        if r.get("error"):
+            continue
+        assert r["median_ms"] > 0 and r["reps"] >= 5 and r["speedup_vs_eager"] > 0
+        assert (r["peak_mem_mb"] is None) == (r["mode"] == "fwd")
+    table = format_table(rows)
+    assert table.count("\n") >= len(rows) + 1 and "x eager" in table
+    json.dumps(rows)  # JSON-serialisable
+
+
+def test_cli_rejects_cuda_without_gpu(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        main(["bench", "--device", "cuda"])
