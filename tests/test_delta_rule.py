@@ -129,13 +129,14 @@ def test_torch_compile_fullgraph():
     (dict(v=torch.randn(2, 4, 3, 6)), r"v must be \[B, T, H, V\]"),
     (dict(beta=torch.rand(2, 5)), r"beta must be \[B, T, H\]"),
     (dict(initial_state=torch.randn(2, 3, 8, 8)), r"initial_state must be \[N, H, K, V\]"),
-    (dict(mode="chunk"), r"mode must be 'recurrent'"),
+    (dict(mode="chunk", chunk_size=0), r"chunk_size must be an int >= 1"),
+    (dict(mode="parallel"), r"mode must be 'recurrent', 'chunk' or None"),
 ])
 def test_bad_inputs(bad, match):
     args = dict(q=torch.randn(2, 5, 3, 8), k=torch.randn(2, 5, 3, 8), v=torch.randn(2, 5, 3, 6),
                 beta=torch.rand(2, 5, 3))
     args.update(bad)
-    kw = {n: args.pop(n) for n in ("initial_state", "mode") if n in args}
+    kw = {n: args.pop(n) for n in ("initial_state", "mode", "chunk_size") if n in args}
     with pytest.raises(ValueError, match=match):
         memory_ext.delta_rule(args["q"], args["k"], args["v"], args["beta"], **kw)
 
@@ -144,3 +145,31 @@ def test_bad_cu_seqlens():
     q = torch.randn(1, 6, 2, 4)
     with pytest.raises(ValueError, match="cu_seqlens must rise from 0 to T = 6"):
         memory_ext.delta_rule(q, q, q, torch.rand(1, 6, 2), cu_seqlens=torch.tensor([0, 4, 3, 6]))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 16, 64])
+@pytest.mark.parametrize("B, T, H, K, V", SHAPES)
+def test_chunk_form_matches_reference(B, T, H, K, V, chunk_size):
+    q, k, v, beta, s0 = _inputs(B, T, H, K, V)
+    o, s = memory_ext.delta_rule(q, k, v, beta, initial_state=s0, output_final_state=True,
+                                 use_qk_l2norm=True, mode="chunk", chunk_size=chunk_size)
+    o_r, s_r = ref.delta_rule(q, k, v, beta, initial_state=s0, output_final_state=True,
+                              use_qk_l2norm=True)
+    torch.testing.assert_close(o, o_r, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(s, s_r, rtol=1e-10, atol=1e-12)
+
+
+def test_chunk_equals_recurrent_with_gradients_and_varlen():
+    lens = [9, 20, 3]
+    q, k, v, beta, _ = _inputs(1, sum(lens), 2, 8, 6)
+    s0 = torch.randn(len(lens), 2, 8, 6, dtype=torch.float64) * 0.1
+    cu = torch.tensor([0, 9, 29, 32])
+    grads = []
+    for mode in ("recurrent", "chunk"):
+        args = [t.clone().requires_grad_() for t in (q, k, v, beta, s0)]
+        o, s = memory_ext.delta_rule(*args[:4], initial_state=args[4], output_final_state=True,
+                                     use_qk_l2norm=True, cu_seqlens=cu, mode=mode, chunk_size=8)
+        loss = (o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() + s.square().sum()
+        grads.append([o, s, *torch.autograd.grad(loss, args)])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)

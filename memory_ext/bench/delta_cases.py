@@ -53,7 +53,10 @@ class DeltaCase:
         kw = dict(use_qk_l2norm=True, output_final_state=True)
 
         def fused(i):
-            return delta_rule(i["q"], i["k"], i["v"], i["beta"], **kw)
+            return delta_rule(i["q"], i["k"], i["v"], i["beta"], mode="recurrent", **kw)
+
+        def chunk(i):
+            return delta_rule(i["q"], i["k"], i["v"], i["beta"], mode="chunk", **kw)
 
         def eager(i):
             return ref.delta_rule(i["q"], i["k"], i["v"], i["beta"], **kw)
@@ -69,4 +72,4 @@ class DeltaCase:
                 outs.append(o)
             return torch.stack(outs, 1), S
 
-        return {"fused": fused, "eager": eager, "compile": compiled}
+        return {"fused": fused, "chunk": chunk, "eager": eager, "compile": compiled}

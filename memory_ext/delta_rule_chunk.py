@@ -1,0 +1,51 @@
+"""Chunkwise-parallel delta rule (the WY / UT-transform form of DeltaNet, arXiv 2406.06484).
+
+Inside a chunk of C steps with state S_0 [K, V] at its start, the pseudo-values u_t =
+beta_t (v_t - S_{t-1}^T k_t) satisfy (I + tril(diag(beta) K K^T, -1)) U = diag(beta) (V - K S_0),
+so with A = that unit lower-triangular matrix, W = A^-1 diag(beta) K and U~ = A^-1 diag(beta) V
+(one triangular solve per chunk, all chunks at once):
+    U = U~ - W S_0,   O = scale * (Q S_0 + tril(Q K^T) U),   S_C = S_0 + K^T U.
+Only the C x C solve is per chunk; the chunks are then chained by matmuls. Written with torch
+ops (batched matmuls and a triangular solve), so autograd gives the backward.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+def chunk_delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float,
+                     S0: Optional[Tensor], chunk: int = 64) -> Tuple[Tensor, Tensor]:
+    """q, k [N, T, H, K], v [N, T, H, V], beta [N, T, H] (already in the accumulation dtype,
+    q and k already normalised if asked); S0 [N, H, K, V] or None.
+    Returns (o [N, T, H, V], final state [N, H, K, V])."""
+    N, T, H, K = q.shape
+    V = v.shape[-1]
+    n = (T + chunk - 1) // chunk
+    pad = n * chunk - T
+    if pad:  # zero keys and rates leave the state alone; the padded outputs are dropped
+        q, k, v = (torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v))
+        beta = torch.nn.functional.pad(beta, (0, 0, 0, pad))
+
+    def chunks(x):  # [N, T, H, D] -> [N, H, n, C, D]
+        return x.reshape(N, n, chunk, H, x.shape[-1]).permute(0, 3, 1, 2, 4)
+
+    Q, Kc, Vc = chunks(q), chunks(k), chunks(v)
+    b = beta.reshape(N, n, chunk, H).permute(0, 3, 1, 2).unsqueeze(-1)      # [N, H, n, C, 1]
+    strict = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril(-1)
+    A = torch.eye(chunk, dtype=q.dtype, device=q.device) + \
+        (b * (Kc @ Kc.transpose(-1, -2))).masked_fill(~strict, 0)
+    W = torch.linalg.solve_triangular(A, b * Kc, upper=False, unitriangular=True)   # [N,H,n,C,K]
+    U_ = torch.linalg.solve_triangular(A, b * Vc, upper=False, unitriangular=True)  # [N,H,n,C,V]
+    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    QK = (Q @ Kc.transpose(-1, -2)).masked_fill(~causal, 0)                 # [N, H, n, C, C]
+    S = q.new_zeros(N, H, K, V) if S0 is None else S0
+    outs = []
+    for c in range(n):
+        U = U_[:, :, c] - W[:, :, c] @ S                                     # [N, H, C, V]
+        outs.append(scale * (Q[:, :, c] @ S + QK[:, :, c] @ U))
+        S = S + Kc[:, :, c].transpose(-1, -2) @ U
+    o = torch.stack(outs, 2).reshape(N, H, n * chunk, V).permute(0, 2, 1, 3)
+    return o[:, :T], S
