@@ -10,7 +10,7 @@ from . import _C  # noqa: F401  (registers torch.ops.memory_ext.*)
 from . import _meta  # noqa: F401  (fake kernels; autograd is in C++: csrc/ops/mlp_memory_autograd.cpp)
 from .ops import mlp_memory_read, mlp_memory_scan, mlp_memory_step, mlp_memory_write
 from .modules import MLPMemory
-from .delta_rule import delta_rule
+from .delta_rule import delta_rule, delta_rule_step
 
 __version__ = _C.build_info()["version"]
 
@@ -29,6 +29,7 @@ __all__ = [
     "MLPMemory",
     "build_info",
     "delta_rule",
+    "delta_rule_step",
     "mlp_memory_read",
     "mlp_memory_scan",
     "mlp_memory_step",

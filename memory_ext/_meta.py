@@ -51,3 +51,8 @@ def _scan_bwd_fake(checkpoints, write_keys, targets, beta, read_keys, alpha, rec
             like(write_keys), [like(z) for z in targets], like(beta), like(read_keys),
             like(alpha) if alpha is not None else write_keys.new_empty(0),
             like(recon_values) if recon_values is not None else write_keys.new_empty(0))
+
+
+@torch.library.register_fake(_lib + "delta_rule_step_")
+def _delta_rule_step_fake(state, q, k, v, beta, scale, out):
+    return None  # writes state and out in place

@@ -27,7 +27,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     b.add_argument("--full", action="store_true", help="more shapes and longer timing (default: quick, < 3 min on 2 cores)")
     b.add_argument("--json", metavar="FILE", help="also save the results as JSON")
-    b.add_argument("--ops", help="comma list of ops to run: step,scan,delta_rule (default all)")
+    b.add_argument("--ops", help="comma list of ops to run: step,scan,delta_rule,delta_rule_step (default all)")
     b.set_defaults(func=_bench)
     i = sub.add_parser("info", help="print how the compiled core was built")
     i.set_defaults(func=_info)

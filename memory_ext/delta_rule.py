@@ -146,3 +146,39 @@ def delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, *, scale: Optional
         o = _unpad(o, bounds)
     final = W_T.reshape(N, H, V, K).transpose(-1, -2) if output_final_state else None
     return o.to(out_dtype), final
+
+
+def delta_rule_step(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, state: Tensor, *,
+                    scale: Optional[float] = None, out: Optional[Tensor] = None) -> Tensor:
+    """One decoding step of the delta rule, updating `state` in place:
+    u = v - S^T k;  S += beta k u^T;  o = S^T (scale q).
+
+    With `out` given nothing is allocated and nothing waits on the device, so the call can be
+    captured in a CUDA graph. No autograd (a decoding op); use delta_rule to train.
+
+    Args:
+        q, k: [B, H, K] (float32; float64 on CPU)
+        v: [B, H, V]
+        beta: [B, H]
+        state: [B, H, K, V], contiguous, q's dtype (float32 state for float32 inputs)
+        scale: defaults to K ** -0.5
+        out: [B, H, V] to write o into (allocated when None)
+
+    Returns:
+        o: [B, H, V] (`out` itself when given)
+
+    Examples:
+        >>> import torch, memory_ext
+        >>> S = torch.zeros(1, 2, 16, 16)
+        >>> q, k, v = (torch.randn(1, 2, 16) for _ in range(3))
+        >>> o = memory_ext.delta_rule_step(q, k, v, torch.ones(1, 2), S)
+        >>> o.shape, bool(S.abs().sum() > 0)
+        (torch.Size([1, 2, 16]), True)
+    """
+    if q.dim() != 3:
+        raise ValueError(f"q must be [B, H, K], got {list(q.shape)}")
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    if out is None:
+        out = v.new_empty(v.shape)
+    torch.ops.memory_ext.delta_rule_step_(state, q, k, v, beta, scale, out)
+    return out

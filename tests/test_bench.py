@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from memory_ext.bench.delta_cases import DeltaCase
+from memory_ext.bench.delta_cases import DeltaCase, DeltaStepCase
 from memory_ext.bench.mlp_cases import MlpCase
 from memory_ext.bench.runner import format_table, run_case
 from memory_ext.cli import main
@@ -15,6 +15,7 @@ PEAKS = {"matmul_fp32_gflops": 100.0}
     MlpCase("step", B=1, H=2, widths=(8, 8)),
     MlpCase("scan", B=2, T=4, H=2, widths=(8, 8, 8), rule="grad"),
     DeltaCase(B=1, T=4, H=2, K=8, V=8),
+    DeltaStepCase(B=1, H=2, K=8, V=8),
 ], ids=lambda c: c.op_name)
 def test_run_case_rows(case):
     rows = run_case(case, "cpu", PEAKS, min_time=0.0)
@@ -22,7 +23,7 @@ def test_run_case_rows(case):
     impls = ("fused", "chunk", "eager", "compile") if case.op_name == "delta_rule" else (
         "fused", "eager", "compile")
     assert sorted((r["mode"], r["impl"]) for r in rows) == sorted(
-        (m, i) for m in ("fwd", "fwd+bwd") for i in impls)
+        (m, i) for m in case.modes for i in impls)
     assert all(not r.get("error") for r in rows if r["impl"] != "compile")
     for r in rows:
         assert r["op"] == case.op_name

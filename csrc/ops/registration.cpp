@@ -26,4 +26,7 @@ TORCH_LIBRARY(memory_ext, m) {
       "Tensor beta, Tensor read_keys, Tensor? alpha, Tensor? recon_values, Tensor? grad_reads, "
       "Tensor[] grad_final_weights, Tensor? grad_recon, str rule, str activation, "
       "int checkpoint_every) -> (Tensor[], Tensor, Tensor[], Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "delta_rule_step_(Tensor(a!) state, Tensor q, Tensor k, Tensor v, Tensor beta, "
+      "float scale, Tensor(b!) out) -> ()");
 }

@@ -1,5 +1,5 @@
-"""Benchmark cases of the delta rule (fla layout): fused vs the eager reference loop vs a
-torch.compile'd reference step run T times."""
+"""Benchmark cases of the delta rule (fla layout): fused (recurrent and chunk forms) vs the eager
+reference loop vs a torch.compile'd reference step run T times; and the in-place decoding step."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 from .. import reference as ref
-from ..delta_rule import delta_rule
+from ..delta_rule import delta_rule, delta_rule_step
 
 
 def _ref_step(S, q, k, v, beta, scale):
@@ -73,3 +73,55 @@ class DeltaCase:
             return torch.stack(outs, 1), S
 
         return {"fused": fused, "chunk": chunk, "eager": eager, "compile": compiled}
+
+
+@dataclass(frozen=True)
+class DeltaStepCase:
+    """One decoding step, state updated in place (no autograd: forward only)."""
+    B: int
+    H: int
+    K: int
+    V: int
+    modes: Sequence[str] = ("fwd",)
+    op_name: str = "delta_rule_step"
+
+    def label(self) -> str:
+        return f"B={self.B} H={self.H} K={self.K} V={self.V}"
+
+    def forward_flops(self) -> float:
+        return float(6 * self.B * self.H * self.K * self.V)
+
+    def make_inputs(self, device: str, requires_grad: bool) -> Dict:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        mk = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731
+        return dict(q=mk(self.B, self.H, self.K), k=ref.l2norm(mk(self.B, self.H, self.K)),
+                    v=mk(self.B, self.H, self.V),
+                    beta=torch.rand(self.B, self.H, generator=g).to(device),
+                    S=torch.zeros(self.B, self.H, self.K, self.V, device=device),
+                    out=torch.empty(self.B, self.H, self.V, device=device))
+
+    def leaves(self, i: Dict) -> List[torch.Tensor]:
+        return []
+
+    def loss(self, outputs) -> torch.Tensor:
+        return outputs.sum()
+
+    def implementations(self) -> Dict[str, Callable[[Dict], tuple]]:
+        scale = self.K ** -0.5
+
+        def fused(i):  # in place, into a preallocated out: no allocation
+            return delta_rule_step(i["q"], i["k"], i["v"], i["beta"], i["S"], out=i["out"])
+
+        def eager(i):
+            S, o = _ref_step(i["S"], i["q"], i["k"], i["v"], i["beta"], scale)
+            i["S"].copy_(S)
+            return o
+
+        step_c = torch.compile(_ref_step, dynamic=False)
+
+        def compiled(i):
+            S, o = step_c(i["S"], i["q"], i["k"], i["v"], i["beta"], scale)
+            i["S"].copy_(S)
+            return o
+
+        return {"fused": fused, "eager": eager, "compile": compiled}

@@ -1,0 +1,29 @@
+// CUDA kernel of delta_rule_step_: one block per (batch, head), one thread per state column
+// (coalesced rows), the state read and written once; no allocation, no host sync, so it can be
+// captured in a CUDA graph. Torch-free.
+#include <cuda_runtime.h>
+
+#include "delta_rule_step_launch.h"
+
+namespace memory_ext {
+namespace cuda {
+namespace {
+
+__global__ void delta_rule_step_kernel(DeltaStepParams<float, float> p) {
+  const int bh = blockIdx.x;
+  for (int j = threadIdx.x; j < p.V; j += blockDim.x) delta_step_column(p, bh, j);
+}
+
+}  // namespace
+
+const char* delta_rule_step(const DeltaStepParams<float, float>& p, void* stream) {
+  const int n = p.B * p.H;
+  if (n == 0) return nullptr;
+  const int threads = p.V >= 128 ? 128 : ((p.V + 31) / 32) * 32;
+  delta_rule_step_kernel<<<n, threads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+}
+
+}  // namespace cuda
+}  // namespace memory_ext
