@@ -9,7 +9,8 @@ from typing import List, Optional
 def _bench(args: argparse.Namespace) -> int:
     from .bench.runner import run
     ops = [o.strip() for o in args.ops.split(",")] if args.ops else None
-    run(device=args.device, full=args.full, json_path=args.json, ops=ops)
+    run(device=args.device, full=args.full, json_path=args.json, ops=ops, sweep=args.sweep,
+        out_dir=args.out)
     return 0
 
 
@@ -27,6 +28,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     b.add_argument("--full", action="store_true", help="more shapes and longer timing (default: quick, < 3 min on 2 cores)")
     b.add_argument("--json", metavar="FILE", help="also save the results as JSON")
+    b.add_argument("--sweep", choices=["T", "d", "B"],
+                   help="time each op over a range of T, width d or batch B; JSON + PNG plots in --out")
+    b.add_argument("--out", default="bench-out", help="output folder of --sweep (default bench-out)")
     b.add_argument("--ops", help="comma list of ops to run: step,scan,delta_rule,delta_rule_step (default all)")
     b.set_defaults(func=_bench)
     i = sub.add_parser("info", help="print how the compiled core was built")

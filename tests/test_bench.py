@@ -40,3 +40,27 @@ def test_cli_rejects_cuda_without_gpu(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(SystemExit, match="no CUDA device"):
         main(["bench", "--device", "cuda"])
+
+
+def test_sweep_writes_json_and_plots(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from memory_ext.bench import sweep
+
+    monkeypatch.setitem(sweep.SWEEPS, "T", {
+        "mlp_memory_scan": ((2, 4), lambda t: MlpCase("scan", B=1, T=t, H=1, widths=(4, 4))),
+        "delta_rule": ((2, 4), lambda t: DeltaCase(B=1, T=t, H=1, K=4, V=4)),
+    })
+    rows = sweep.run_sweep("T", "cpu", PEAKS, str(tmp_path), min_time=0.0)
+    assert {(r["op"], r["value"]) for r in rows} == {
+        (op, t) for op in ("mlp_memory_scan", "delta_rule") for t in (2, 4)}
+    saved = json.loads((tmp_path / "sweep_T.json").read_text())
+    assert len(saved) == len(rows)
+    for op in ("mlp_memory_scan", "delta_rule"):
+        png = tmp_path / f"sweep_T_{op}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_rejects_unknown_dimension(tmp_path):
+    from memory_ext.bench.sweep import run_sweep
+    with pytest.raises(ValueError, match="--sweep must be one of"):
+        run_sweep("H", "cpu", PEAKS, str(tmp_path))

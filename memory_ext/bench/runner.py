@@ -104,7 +104,8 @@ def format_table(rows: List[Dict]) -> str:
 
 
 def run(device: str = "cpu", full: bool = False, json_path: Optional[str] = None,
-        ops: Optional[List[str]] = None) -> Dict:
+        ops: Optional[List[str]] = None, sweep: Optional[str] = None,
+        out_dir: str = "bench-out") -> Dict:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("memory-ext bench: --device cuda but torch sees no CUDA device")
     torch.manual_seed(0)
@@ -115,6 +116,14 @@ def run(device: str = "cpu", full: bool = False, json_path: Optional[str] = None
           flush=True)
     print(f"machine peak (this run): fp32 matmul {peaks['matmul_fp32_gflops']:.1f} GFLOP/s "
           f"(n={peaks['matmul_n']}), copy {peaks['copy_gbs']:.1f} GB/s", flush=True)
+    if sweep:
+        from .sweep import run_sweep
+        rows = run_sweep(sweep, device, peaks, out_dir, full=full, ops=ops)
+        print(format_table(rows), flush=True)
+        with open(os.path.join(out_dir, "header.json"), "w") as f:
+            json.dump(head, f, indent=2)
+        print(f"saved {out_dir}/sweep_{sweep}.json, {out_dir}/sweep_{sweep}_*.png", flush=True)
+        return {"header": head, "rows": rows}
     cases = CUDA_CASES if device.startswith("cuda") else (FULL_CASES if full else QUICK_CASES)
     if ops:
         cases = [c for c in cases if c.op_name in ops or getattr(c, "op", None) in ops]
