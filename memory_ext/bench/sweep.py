@@ -57,7 +57,11 @@ def run_sweep(dim: str, device: str, peaks: Dict, out_dir: str, full: bool = Fal
 
 def plot_sweep(rows: List[Dict], dim: str, out_dir: str) -> List[str]:
     """One PNG per op: median time against the swept value, a line per (impl, mode)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise SystemExit("memory-ext bench --sweep draws its plots with matplotlib: "
+                         "pip install matplotlib (or the package's [bench] extra)") from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
