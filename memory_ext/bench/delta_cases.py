@@ -91,6 +91,10 @@ class DeltaStepCase:
     def forward_flops(self) -> float:
         return float(6 * self.B * self.H * self.K * self.V)
 
+    def bytes_moved(self) -> float:
+        """The float32 state is read and written once at least (a memory-bound op)."""
+        return float(2 * 4 * self.B * self.H * self.K * self.V)
+
     def make_inputs(self, device: str, requires_grad: bool) -> Dict:
         g = torch.Generator(device="cpu").manual_seed(0)
         mk = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731

@@ -68,15 +68,21 @@ def run_case(case, device: str, peaks: Dict, min_time: float) -> List[Dict]:
                 rows.append({"op": case.op_name, "mode": mode, "shape": case.label(),
                              "impl": name, "median_ms": None, "iqr_ms": None, "reps": 0,
                              "speedup_vs_eager": None, "gflops": None, "pct_peak": None,
-                             "peak_mem_mb": None, "error": peak})
+                             "gbs": None, "pct_copy": None, "peak_mem_mb": None, "error": peak})
                 continue
             gflops = flops / t.median_s / 1e9
+            # memory-bound ops (bytes_moved defined) also get GB/s against the measured copy
+            moved = getattr(case, "bytes_moved", lambda: None)() if mode == "fwd" else None
+            gbs = None if moved is None else moved / t.median_s / 1e9
             rows.append({
                 "op": case.op_name, "mode": mode, "shape": case.label(),
                 "impl": name, "median_ms": t.median_s * 1e3, "iqr_ms": t.iqr_s * 1e3,
                 "reps": t.reps, "speedup_vs_eager": eager_t / t.median_s,
                 "gflops": gflops,
                 "pct_peak": 100.0 * gflops / peaks["matmul_fp32_gflops"],
+                "gbs": gbs,
+                "pct_copy": None if gbs is None or "copy_gbs" not in peaks
+                else 100.0 * gbs / peaks["copy_gbs"],
                 "peak_mem_mb": None if peak is None else peak / 1e6,
             })
     return rows
@@ -87,6 +93,7 @@ def format_table(rows: List[Dict]) -> str:
             ("impl", "impl", "{}"), ("median_ms", "median ms", "{:.3f}"),
             ("iqr_ms", "IQR ms", "{:.3f}"), ("speedup_vs_eager", "x eager", "{:.1f}"),
             ("gflops", "GFLOP/s", "{:.2f}"), ("pct_peak", "% peak", "{:.1f}"),
+            ("gbs", "GB/s", "{:.1f}"), ("pct_copy", "% copy", "{:.1f}"),
             ("peak_mem_mb", "fwd+bwd MB", "{:.2f}")]
     cells = [[h for _, h, _ in cols]]
     for r in rows:
@@ -134,7 +141,8 @@ def run(device: str = "cpu", full: bool = False, json_path: Optional[str] = None
         rows.extend(run_case(case, device, peaks, min_time))
     print(format_table(rows), flush=True)
     print("GFLOP/s: algorithmic forward FLOPs (fwd+bwd counted as 3x forward); % peak: of the "
-          "fp32 matmul above. fwd+bwd MB: memory above the inputs (CPU: heap in use after the "
+          "fp32 matmul above. GB/s (memory-bound ops): bytes that must move, % copy: of the copy "
+          "above. fwd+bwd MB: memory above the inputs (CPU: heap in use after the "
           "forward and after the backward; CUDA: allocator peak).", flush=True)
     result = {"header": head, "rows": rows}
     if json_path:
