@@ -56,3 +56,19 @@ def _scan_bwd_fake(checkpoints, write_keys, targets, beta, read_keys, alpha, rec
 @torch.library.register_fake(_lib + "delta_rule_step_")
 def _delta_rule_step_fake(state, q, k, v, beta, scale, out):
     return None  # writes state and out in place
+
+
+@torch.library.register_fake(_lib + "delta_rule_chunk")
+def _delta_rule_chunk_fake(q, k, v, beta, initial_state, scale, chunk_size, save_states):
+    BH, T, K = q.shape
+    V = v.shape[-1]
+    n = (T + chunk_size - 1) // chunk_size if T else 0
+    states = q.new_empty(BH, n, K, V) if save_states else q.new_empty(0)
+    return q.new_empty(BH, T, V), q.new_empty(BH, K, V), states
+
+
+@torch.library.register_fake(_lib + "_delta_rule_chunk_bwd")
+def _delta_rule_chunk_bwd_fake(q, k, v, beta, states, grad_o, grad_final, scale, chunk_size):
+    BH, _, K = q.shape
+    return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
+            beta.new_empty(beta.shape), q.new_empty(BH, K, v.shape[-1]))

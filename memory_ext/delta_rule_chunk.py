@@ -5,8 +5,13 @@ beta_t (v_t - S_{t-1}^T k_t) satisfy (I + tril(diag(beta) K K^T, -1)) U = diag(b
 so with A = that unit lower-triangular matrix, W = A^-1 diag(beta) K and U~ = A^-1 diag(beta) V
 (one triangular solve per chunk, all chunks at once):
     U = U~ - W S_0,   O = scale * (Q S_0 + tril(Q K^T) U),   S_C = S_0 + K^T U.
-Only the C x C solve is per chunk; the chunks are then chained by matmuls. Written with torch
-ops (batched matmuls and a triangular solve), so autograd gives the backward.
+Only the C x C solve is per chunk; the chunks are then chained by matmuls.
+
+Two implementations: `fused_chunk_delta_rule` runs the fused kernels (torch.ops.memory_ext.
+delta_rule_chunk and its backward _delta_rule_chunk_bwd, csrc/include/memory_ext/
+delta_chunk_core.h; CPU), and `chunk_delta_rule` is the same math in torch ops (batched
+matmuls and a triangular solve, autograd gives the backward), used on devices without the
+fused chunk kernel (CUDA: cuBLAS).
 """
 from __future__ import annotations
 
@@ -14,6 +19,49 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+
+
+def _fold(x: Tensor) -> Tensor:
+    """[N, T, H, D] -> [N * H, T, D] contiguous (every head its own sequence)."""
+    N, T, H, D = x.shape
+    return x.permute(0, 2, 1, 3).reshape(N * H, T, D).contiguous()
+
+
+def fused_chunk_delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float,
+                           S0: Optional[Tensor], chunk: int = 16) -> Tuple[Tensor, Tensor]:
+    """The fused chunk kernels. Arguments and returns as in chunk_delta_rule."""
+    N, T, H, K = q.shape
+    V = v.shape[-1]
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (q, k, v, beta, S0))
+    b = beta.permute(0, 2, 1).reshape(N * H, T).contiguous()
+    s0 = None if S0 is None else S0.reshape(N * H, K, V)
+    o, S, _ = torch.ops.memory_ext.delta_rule_chunk(
+        _fold(q), _fold(k), _fold(v), b, s0, scale, chunk, needs_grad)
+    return o.reshape(N, H, T, V).permute(0, 2, 1, 3), S.reshape(N, H, K, V)
+
+
+def _chunk_setup(ctx, inputs, output):
+    q, k, v, beta, S0, scale, chunk, save_states = inputs
+    ctx.save_for_backward(q, k, v, beta, output[2])
+    ctx.scale, ctx.chunk, ctx.saved_states = scale, chunk, save_states
+    ctx.had_S0 = S0 is not None
+
+
+def _chunk_backward(ctx, grad_o, grad_S, _grad_states):
+    if not ctx.saved_states:
+        raise RuntimeError("delta_rule_chunk ran with save_states=False: no backward. Call it "
+                           "with save_states=True (memory_ext.delta_rule does when grad is on)")
+    q, k, v, beta, states = ctx.saved_tensors
+    if grad_o is None:
+        grad_o = torch.zeros(q.shape[0], q.shape[1], v.shape[2], dtype=q.dtype, device=q.device)
+    dq, dk, dv, db, dS0 = torch.ops.memory_ext._delta_rule_chunk_bwd(
+        q, k, v, beta, states, grad_o, grad_S, ctx.scale, ctx.chunk)
+    return dq, dk, dv, db, (dS0 if ctx.had_S0 else None), None, None, None
+
+
+torch.library.register_autograd("memory_ext::delta_rule_chunk", _chunk_backward,
+                                setup_context=_chunk_setup)
 
 
 def chunk_delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float,

@@ -1,4 +1,6 @@
 """memory_ext.delta_rule (spec section 2) against memory_ext.reference.delta_rule."""
+import functools
+
 import pytest
 import torch
 
@@ -24,22 +26,28 @@ def _inputs(B, T, H, K, V, dtype=torch.float64, seed=0, l2=True):
     return [t.to(dtype) for t in (q, k, v, beta)] + [s0]
 
 
+MODES = ["recurrent", "chunk"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("l2", [False, True], ids=["raw", "l2norm"])
 @pytest.mark.parametrize("B, T, H, K, V", SHAPES)
-def test_matches_reference_float64(B, T, H, K, V, l2):
+def test_matches_reference_float64(B, T, H, K, V, l2, mode):
     q, k, v, beta, s0 = _inputs(B, T, H, K, V, l2=l2)
     o, s = memory_ext.delta_rule(q, k, v, beta, initial_state=s0, output_final_state=True,
-                                 use_qk_l2norm=l2, scale=0.7)
+                                 use_qk_l2norm=l2, scale=0.7, mode=mode)
     o_r, s_r = ref.delta_rule(q, k, v, beta, initial_state=s0, output_final_state=True,
                               use_qk_l2norm=l2, scale=0.7)
     torch.testing.assert_close(o, o_r, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(s, s_r, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_low_precision_inputs_accumulate_in_float32(dtype):
+def test_low_precision_inputs_accumulate_in_float32(dtype, mode):
     q, k, v, beta, s0 = _inputs(2, 48, 2, 32, 32, dtype=dtype)
-    o, s = memory_ext.delta_rule(q, k, v, beta, output_final_state=True, use_qk_l2norm=True)
+    o, s = memory_ext.delta_rule(q, k, v, beta, output_final_state=True, use_qk_l2norm=True,
+                                 mode=mode)
     assert o.dtype == dtype and s.dtype == torch.float32
     o_r, s_r = ref.delta_rule(*(t.double() for t in (q, k, v, beta)), output_final_state=True,
                               use_qk_l2norm=True)
@@ -48,22 +56,24 @@ def test_low_precision_inputs_accumulate_in_float32(dtype):
     assert ((s.double() - s_r).norm() / s_r.norm()).item() < 1e-5
 
 
-def test_gradcheck_all_inputs_and_final_state():
+@pytest.mark.parametrize("mode", MODES)
+def test_gradcheck_all_inputs_and_final_state(mode):
     q, k, v, beta, s0 = _inputs(1, 5, 2, 4, 3)
     args = [t.clone().requires_grad_() for t in (q, k, v, beta, s0)]
 
     def f(q, k, v, beta, s0):
         o, s = memory_ext.delta_rule(q, k, v, beta, initial_state=s0, output_final_state=True,
-                                     use_qk_l2norm=True)
+                                     use_qk_l2norm=True, mode=mode, chunk_size=2)
         return o, s
 
     assert torch.autograd.gradcheck(f, args)
 
 
-def test_gradients_match_reference():
+@pytest.mark.parametrize("mode", MODES)
+def test_gradients_match_reference(mode):
     q, k, v, beta, s0 = _inputs(2, 20, 2, 8, 6)
     outs = []
-    for fn in (memory_ext.delta_rule, ref.delta_rule):
+    for fn in (functools.partial(memory_ext.delta_rule, mode=mode, chunk_size=8), ref.delta_rule):
         args = [t.clone().requires_grad_() for t in (q, k, v, beta, s0)]
         o, s = fn(*args[:4], initial_state=args[4], output_final_state=True, use_qk_l2norm=True)
         loss = (o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() + s.square().sum()
@@ -72,20 +82,21 @@ def test_gradients_match_reference():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
-def test_cu_seqlens_equals_separate_calls():
+@pytest.mark.parametrize("mode", MODES)
+def test_cu_seqlens_equals_separate_calls(mode):
     lens = [5, 11, 1, 7]
     T = sum(lens)
     q, k, v, beta, _ = _inputs(1, T, 2, 8, 6)
     s0 = torch.randn(len(lens), 2, 8, 6, dtype=torch.float64) * 0.1
     cu = torch.tensor([0] + list(torch.tensor(lens).cumsum(0)), dtype=torch.int64)
     o, s = memory_ext.delta_rule(q, k, v, beta, initial_state=s0, output_final_state=True,
-                                 use_qk_l2norm=True, cu_seqlens=cu)
+                                 use_qk_l2norm=True, cu_seqlens=cu, mode=mode)
     start = 0
     for i, n in enumerate(lens):
         sl = slice(start, start + n)
         o_i, s_i = memory_ext.delta_rule(q[:, sl], k[:, sl], v[:, sl], beta[:, sl],
                                          initial_state=s0[i:i + 1], output_final_state=True,
-                                         use_qk_l2norm=True)
+                                         use_qk_l2norm=True, mode=mode)
         torch.testing.assert_close(o[:, sl], o_i, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(s[i:i + 1], s_i, rtol=1e-12, atol=1e-12)
         start += n
@@ -109,12 +120,14 @@ def test_equals_mlp_memory_grad_rule_at_one_layer():
     torch.testing.assert_close(s[:, 0], W.transpose(1, 2), rtol=1e-10, atol=1e-12)
 
 
-def test_torch_compile_fullgraph():
+@pytest.mark.parametrize("mode", MODES)
+def test_torch_compile_fullgraph(mode):
     q, k, v, beta, s0 = _inputs(2, 10, 2, 8, 8, dtype=torch.float32)
     args = [t.clone().requires_grad_() for t in (q, k, v, beta)]
 
     def f(q, k, v, beta):
-        o, s = memory_ext.delta_rule(q, k, v, beta, output_final_state=True, use_qk_l2norm=True)
+        o, s = memory_ext.delta_rule(q, k, v, beta, output_final_state=True, use_qk_l2norm=True,
+                                     mode=mode, chunk_size=4)
         return o.square().sum() + s.sum()
 
     torch._dynamo.reset()
@@ -129,7 +142,7 @@ def test_torch_compile_fullgraph():
     (dict(v=torch.randn(2, 4, 3, 6)), r"v must be \[B, T, H, V\]"),
     (dict(beta=torch.rand(2, 5)), r"beta must be \[B, T, H\]"),
     (dict(initial_state=torch.randn(2, 3, 8, 8)), r"initial_state must be \[N, H, K, V\]"),
-    (dict(mode="chunk", chunk_size=0), r"chunk_size must be an int >= 1"),
+    (dict(mode="chunk", chunk_size=0), r"chunk_size must be an int >= 1 or None"),
     (dict(mode="parallel"), r"mode must be 'recurrent', 'chunk' or None"),
 ])
 def test_bad_inputs(bad, match):

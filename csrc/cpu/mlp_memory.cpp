@@ -2,11 +2,10 @@
 // running the ISA-specific kernels of mlp_memory_kernels.cpp. Registers the CPU impls.
 #include <ATen/Parallel.h>
 
-#include <cstdlib>
-#include <string>
 #include <torch/library.h>
 
 #include "../ops/register_impls.h"
+#include "cpu_isa.h"
 #include "mlp_memory_kernels.h"
 
 namespace memory_ext {
@@ -51,16 +50,10 @@ struct CpuBackend {
 }  // namespace
 
 const MlpCpuKernels& mlp_kernels() {
-  // MEMORY_EXT_CPU_ISA=base forces the baseline kernels (tests run both variants).
-  static const MlpCpuKernels& k = [&]() -> const MlpCpuKernels& {
-    const char* want = std::getenv("MEMORY_EXT_CPU_ISA");
-    if (want != nullptr && std::string(want) == "base") return mlp_kernels_base();
-#if defined(MEMORY_EXT_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return mlp_kernels_avx2();
+#if defined(MEMORY_EXT_HAVE_AVX2)
+  if (use_avx2_kernels()) return mlp_kernels_avx2();
 #endif
-    return mlp_kernels_base();
-  }();
-  return k;
+  return mlp_kernels_base();
 }
 
 }  // namespace cpu

@@ -29,4 +29,11 @@ TORCH_LIBRARY(memory_ext, m) {
   m.def(
       "delta_rule_step_(Tensor(a!) state, Tensor q, Tensor k, Tensor v, Tensor beta, "
       "float scale, Tensor(b!) out) -> ()");
+  m.def(
+      "delta_rule_chunk(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor? initial_state, "
+      "float scale, int chunk_size, bool save_states) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "_delta_rule_chunk_bwd(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor states, "
+      "Tensor grad_o, Tensor? grad_final, float scale, int chunk_size) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }

@@ -1,0 +1,25 @@
+// Which CPU kernel variant this process runs: the AVX2+FMA build when the CPU has both, else
+// the baseline x86-64 build. MEMORY_EXT_CPU_ISA=base forces the baseline (tests run both).
+#pragma once
+
+#include <cstdlib>
+#include <string>
+
+namespace memory_ext {
+namespace cpu {
+
+inline bool use_avx2_kernels() {
+  static const bool avx2 = [] {
+    const char* want = std::getenv("MEMORY_EXT_CPU_ISA");
+    if (want != nullptr && std::string(want) == "base") return false;
+#if defined(MEMORY_EXT_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+  }();
+  return avx2;
+}
+
+}  // namespace cpu
+}  // namespace memory_ext
