@@ -26,6 +26,16 @@ for dt in (torch.float32, torch.float64):
             res.append([r, *gr])
         err = max(((a - b).norm() / b.norm()).item() for a, b in zip(*res))
         out["err"][f"{dt}-{rule}"] = err
+    # the chunkwise delta rule kernels (K = 20: also the AVX2 dot kernel's remainder path)
+    q, k = (torch.randn(2, 37, 2, 20, generator=g).to(dt).requires_grad_() for _ in range(2))
+    v = torch.randn(2, 37, 2, 12, generator=g).to(dt).requires_grad_()
+    b = torch.rand(2, 37, 2, generator=g).to(dt).requires_grad_()
+    res = []
+    for f in (memory_ext.delta_rule, ref.delta_rule):
+        kw_ = {"mode": "chunk", "chunk_size": 8} if f is memory_ext.delta_rule else {}
+        o, s = f(q, k, v, b, output_final_state=True, use_qk_l2norm=True, **kw_)
+        res.append([o, s, *torch.autograd.grad(o.square().sum() + s.sum(), [q, k, v, b])])
+    out["err"][f"{dt}-delta-chunk"] = max(((x - y).norm() / y.norm()).item() for x, y in zip(*res))
 print(json.dumps(out))
 """
 
