@@ -4,6 +4,7 @@ import json
 import pytest
 
 from memory_ext.bench.delta_cases import DeltaCase, DeltaStepCase
+from memory_ext.bench.fla_peer import fla_implementations
 from memory_ext.bench.mlp_cases import MlpCase
 from memory_ext.bench.runner import format_table, run_case
 from memory_ext.cli import main
@@ -20,8 +21,8 @@ PEAKS = {"matmul_fp32_gflops": 100.0}
 def test_run_case_rows(case):
     rows = run_case(case, "cpu", PEAKS, min_time=0.0)
     # every (mode, impl) has a row; a baseline that cannot run says why instead of vanishing
-    impls = ("fused", "chunk", "eager", "compile") if case.op_name == "delta_rule" else (
-        "fused", "eager", "compile")
+    impls = ("fused-rec", "fused-chunk", "eager", "compile", *fla_implementations("cpu")) \
+        if case.op_name == "delta_rule" else ("fused", "eager", "compile")
     assert sorted((r["mode"], r["impl"]) for r in rows) == sorted(
         (m, i) for m in case.modes for i in impls)
     assert all(not r.get("error") for r in rows if r["impl"] != "compile")
@@ -64,3 +65,17 @@ def test_sweep_rejects_unknown_dimension(tmp_path):
     from memory_ext.bench.sweep import run_sweep
     with pytest.raises(ValueError, match="--sweep must be one of"):
         run_sweep("H", "cpu", PEAKS, str(tmp_path))
+
+
+def test_fla_peer_rows_match_ours_when_installed():
+    """The fla column computes the same thing as ours (else its timing would mean nothing)."""
+    impls = fla_implementations("cpu")
+    if not impls:
+        pytest.skip("flash-linear-attention (fla) or einops is not installed")
+    case = DeltaCase(B=1, T=9, H=2, K=8, V=4)
+    inputs = case.make_inputs("cpu", requires_grad=False)
+    ours = case.implementations("cpu")["fused-chunk"](inputs)
+    for name, fn in impls.items():
+        for a, b in zip(fn(inputs), ours):
+            assert a.shape == b.shape, name
+            assert (a - b).abs().max().item() < 1e-4, name

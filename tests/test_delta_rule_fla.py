@@ -1,28 +1,18 @@
 """Optional: memory_ext.delta_rule against flash-linear-attention's own naive recurrence
 (fla.ops.delta_rule.naive) when fla is installed. Its package __init__ needs triton, which CPU
 machines lack, so the naive file is loaded on its own (it needs only torch and einops)."""
-import importlib.util
-import os
-
 import pytest
 import torch
 
 import memory_ext
+from memory_ext.bench.fla_peer import load_fla_naive
 
 
 def _fla_naive():
-    spec = importlib.util.find_spec("fla")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("flash-linear-attention (fla) is not installed")
-    if importlib.util.find_spec("einops") is None:
-        pytest.skip("einops (needed by fla's naive reference) is not installed")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "ops", "delta_rule", "naive.py")
-    if not os.path.exists(path):
-        pytest.skip(f"fla has no {path}")
-    mod_spec = importlib.util.spec_from_file_location("fla_delta_rule_naive", path)
-    mod = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(mod)
-    return mod.delta_rule_recurrence
+    naive = load_fla_naive()
+    if naive is None:
+        pytest.skip("flash-linear-attention (fla) or einops is not installed")
+    return naive
 
 
 @pytest.mark.parametrize("mode", ["recurrent", "chunk"])

@@ -1,7 +1,8 @@
 """The benchmark case lists and the runners shared by every op group.
 
 A case has: op_name, label(), modes, forward_flops(), make_inputs(device, requires_grad),
-implementations() -> {name: fn(inputs) -> outputs}, leaves(inputs), loss(outputs).
+implementations(device) -> {name: fn(inputs) -> outputs} (ours are named "fused..."),
+leaves(inputs), loss(outputs).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from .delta_cases import DeltaCase, DeltaStepCase
 from .mlp_cases import CUDA_CASES as MLP_CUDA, FULL_CASES as MLP_FULL, QUICK_CASES as MLP_QUICK
 
-QUICK_CASES: List = MLP_QUICK + [DeltaCase(B=2, T=1024, H=4, K=64, V=64),
+QUICK_CASES: List = MLP_QUICK + [DeltaCase(B=2, T=512, H=4, K=64, V=64),
+                                 DeltaCase(B=2, T=1024, H=4, K=64, V=64),
                                  DeltaStepCase(B=1, H=32, K=128, V=128)]
 FULL_CASES: List = MLP_FULL + [
     DeltaCase(B=2, T=1024, H=4, K=64, V=64),
@@ -21,9 +23,11 @@ FULL_CASES: List = MLP_FULL + [
     DeltaStepCase(B=1, H=32, K=128, V=128),
     DeltaStepCase(B=16, H=8, K=64, V=64),
 ]
-CUDA_CASES: List = MLP_CUDA + [
+CUDA_CASES: List = MLP_CUDA + [  # fla's chunk form runs in bfloat16 only: both dtypes
     DeltaCase(B=4, T=2048, H=8, K=64, V=64),
     DeltaCase(B=4, T=2048, H=8, K=128, V=128),
+    DeltaCase(B=4, T=2048, H=8, K=64, V=64, dtype=torch.bfloat16),
+    DeltaCase(B=4, T=2048, H=8, K=128, V=128, dtype=torch.bfloat16),
     DeltaStepCase(B=1, H=32, K=128, V=128),
 ]
 

@@ -1,5 +1,6 @@
-"""Benchmark cases of the delta rule (fla layout): fused (recurrent and chunk forms) vs the eager
-reference loop vs a torch.compile'd reference step run T times; and the in-place decoding step."""
+"""Benchmark cases of the delta rule (fla layout): our fused recurrent and chunk forms vs the
+eager reference loop vs a torch.compile'd reference step run T times vs fla when installed; and
+the in-place decoding step."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ import torch
 
 from .. import reference as ref
 from ..delta_rule import delta_rule, delta_rule_step
+from .fla_peer import fla_implementations
 
 
 def _ref_step(S, q, k, v, beta, scale):
@@ -27,9 +29,11 @@ class DeltaCase:
     V: int
     modes: Sequence[str] = ("fwd", "fwd+bwd")
     op_name: str = "delta_rule"
+    dtype: torch.dtype = torch.float32
 
     def label(self) -> str:
-        return f"B={self.B} T={self.T} H={self.H} K={self.K} V={self.V} l2norm"
+        dt = "" if self.dtype == torch.float32 else f" {str(self.dtype).replace('torch.', '')}"
+        return f"B={self.B} T={self.T} H={self.H} K={self.K} V={self.V} l2norm{dt}"
 
     def forward_flops(self) -> float:
         """k^T S, the rank-1 update and S^T q: about 6 K V per step and head."""
@@ -38,8 +42,8 @@ class DeltaCase:
     def make_inputs(self, device: str, requires_grad: bool) -> Dict:
         g = torch.Generator(device="cpu").manual_seed(0)
         shape = (self.B, self.T, self.H)
-        mk = lambda *s: torch.randn(*s, generator=g).to(device).requires_grad_(requires_grad)  # noqa: E731
-        beta = torch.rand(*shape, generator=g).to(device).requires_grad_(requires_grad)
+        mk = lambda *s: torch.randn(*s, generator=g).to(device, self.dtype).requires_grad_(requires_grad)  # noqa: E731
+        beta = torch.rand(*shape, generator=g).to(device, self.dtype).requires_grad_(requires_grad)
         return dict(q=mk(*shape, self.K), k=mk(*shape, self.K), v=mk(*shape, self.V), beta=beta)
 
     def leaves(self, i: Dict) -> List[torch.Tensor]:
@@ -49,10 +53,10 @@ class DeltaCase:
         o, s = outputs
         return o.square().mean() + s.square().mean()
 
-    def implementations(self) -> Dict[str, Callable[[Dict], tuple]]:
+    def implementations(self, device: str = "cpu") -> Dict[str, Callable[[Dict], tuple]]:
         kw = dict(use_qk_l2norm=True, output_final_state=True)
 
-        def fused(i):
+        def recurrent(i):
             return delta_rule(i["q"], i["k"], i["v"], i["beta"], mode="recurrent", **kw)
 
         def chunk(i):
@@ -72,7 +76,8 @@ class DeltaCase:
                 outs.append(o)
             return torch.stack(outs, 1), S
 
-        return {"fused": fused, "chunk": chunk, "eager": eager, "compile": compiled}
+        return {"fused-rec": recurrent, "fused-chunk": chunk, "eager": eager,
+                "compile": compiled, **fla_implementations(device)}
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class DeltaStepCase:
     def loss(self, outputs) -> torch.Tensor:
         return outputs.sum()
 
-    def implementations(self) -> Dict[str, Callable[[Dict], tuple]]:
+    def implementations(self, device: str = "cpu") -> Dict[str, Callable[[Dict], tuple]]:
         scale = self.K ** -0.5
 
         def fused(i):  # in place, into a preallocated out: no allocation

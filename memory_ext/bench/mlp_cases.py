@@ -38,7 +38,7 @@ class MlpCase:
     def make_inputs(self, device: str, requires_grad: bool) -> Dict:
         return make_inputs(self, device, requires_grad)
 
-    def implementations(self) -> Dict[str, Callable[[Dict], tuple]]:
+    def implementations(self, device: str = "cpu") -> Dict[str, Callable[[Dict], tuple]]:
         return implementations(self)
 
     def leaves(self, inputs: Dict) -> List[torch.Tensor]:
