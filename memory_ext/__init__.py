@@ -11,6 +11,7 @@ from . import _meta  # noqa: F401  (fake kernels; autograd is in C++: csrc/ops/m
 from .ops import mlp_memory_read, mlp_memory_scan, mlp_memory_step, mlp_memory_write
 from .modules import MLPMemory
 from .delta_rule import delta_rule, delta_rule_step
+from ._C import TokenTable
 
 __version__ = _C.build_info()["version"]
 
@@ -27,6 +28,7 @@ def build_info():
 
 __all__ = [
     "MLPMemory",
+    "TokenTable",
     "build_info",
     "delta_rule",
     "delta_rule_step",

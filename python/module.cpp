@@ -17,6 +17,8 @@
 
 namespace py = pybind11;
 
+void bind_token_table(py::module& m);  // token_table_bind.cpp
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "memory_ext compiled core (ops register with torch.ops.memory_ext)";
   m.def("build_info", []() {
@@ -34,4 +36,5 @@ PYBIND11_MODULE(_C, m) {
     d["cpu_isa"] = memory_ext::cpu::mlp_kernels().isa;
     return d;
   }, "Version, torch version built against, CUDA kernels in or not, CUDA archs, CPU threads.");
+  bind_token_table(m);
 }
