@@ -12,6 +12,7 @@ from .ops import mlp_memory_read, mlp_memory_scan, mlp_memory_step, mlp_memory_w
 from .modules import MLPMemory
 from .delta_rule import delta_rule, delta_rule_step
 from ._C import TokenTable
+from .hash_table import IntHashTable
 
 __version__ = _C.build_info()["version"]
 
@@ -27,6 +28,7 @@ def build_info():
 
 
 __all__ = [
+    "IntHashTable",
     "MLPMemory",
     "TokenTable",
     "build_info",

@@ -72,3 +72,23 @@ def _delta_rule_chunk_bwd_fake(q, k, v, beta, states, grad_o, grad_final, scale,
     BH, _, K = q.shape
     return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
             beta.new_empty(beta.shape), q.new_empty(BH, K, v.shape[-1]))
+
+
+@torch.library.register_fake(_lib + "hash_lookup_or_insert_")
+def _hash_lookup_or_insert_fake(slots, meta, keys):
+    return keys.new_empty(keys.shape)
+
+
+@torch.library.register_fake(_lib + "hash_find")
+def _hash_find_fake(slots, keys):
+    return keys.new_empty(keys.shape), keys.new_empty(keys.shape)
+
+
+@torch.library.register_fake(_lib + "hash_erase_")
+def _hash_erase_fake(slots, meta, keys):
+    return keys.new_empty(keys.shape, dtype=torch.bool)
+
+
+@torch.library.register_fake(_lib + "_hash_rebuild_")
+def _hash_rebuild_fake(slots, entries):
+    return None

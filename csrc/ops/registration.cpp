@@ -36,4 +36,9 @@ TORCH_LIBRARY(memory_ext, m) {
       "_delta_rule_chunk_bwd(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor states, "
       "Tensor grad_o, Tensor? grad_final, float scale, int chunk_size) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  // integer-key hash table (slots [capacity, 3] = (key, id, count), meta [3])
+  m.def("hash_lookup_or_insert_(Tensor(a!) slots, Tensor(b!) meta, Tensor keys) -> Tensor");
+  m.def("hash_find(Tensor slots, Tensor keys) -> (Tensor, Tensor)");
+  m.def("hash_erase_(Tensor(a!) slots, Tensor(b!) meta, Tensor keys) -> Tensor");
+  m.def("_hash_rebuild_(Tensor(a!) slots, Tensor entries) -> ()");
 }

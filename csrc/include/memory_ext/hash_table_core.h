@@ -1,0 +1,43 @@
+// Torch-free pieces of the integer-key hash table (spec section 4), shared by the CPU and CUDA
+// kernels. The table is one int64 tensor `slots` [capacity, 3] of (key, id, count) rows, open
+// addressing with linear probing, capacity a power of two; `meta` int64 [3] holds
+// (used slots incl. tombstones, live keys, next id). Two key values are reserved.
+#pragma once
+
+#include <cstdint>
+
+#include "memory_ext/common.h"
+
+namespace memory_ext {
+namespace hash {
+
+constexpr int64_t kEmpty = INT64_MIN;          // a slot never used
+constexpr int64_t kTombstone = INT64_MIN + 1;  // a slot whose key was erased
+constexpr int kKey = 0, kId = 1, kCount = 2, kSlotWidth = 3;
+constexpr int kMetaUsed = 0, kMetaLive = 1, kMetaNextId = 2;
+
+ME_HD ME_INLINE uint64_t mix(int64_t key) {  // splitmix64 finaliser
+  uint64_t z = static_cast<uint64_t>(key) + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+ME_HD ME_INLINE bool reserved(int64_t key) { return key == kEmpty || key == kTombstone; }
+
+// Slot index holding `key`, or -1. Probing stops at the first empty slot (the load factor is
+// kept below 1, so one exists).
+ME_HD ME_INLINE int64_t find_slot(const int64_t* slots, int64_t cap, int64_t key) {
+  const uint64_t mask = static_cast<uint64_t>(cap) - 1;
+  uint64_t i = mix(key) & mask;
+  for (int64_t n = 0; n < cap; ++n) {
+    const int64_t k = slots[i * kSlotWidth + kKey];
+    if (k == key) return static_cast<int64_t>(i);
+    if (k == kEmpty) return -1;
+    i = (i + 1) & mask;
+  }
+  return -1;
+}
+
+}  // namespace hash
+}  // namespace memory_ext
