@@ -92,3 +92,8 @@ def _hash_erase_fake(slots, meta, keys):
 @torch.library.register_fake(_lib + "_hash_rebuild_")
 def _hash_rebuild_fake(slots, entries):
     return None
+
+
+@torch.library.register_fake(_lib + "gather_rows")
+def _gather_rows_fake(tensors, index, out_rows):
+    return [t.new_empty((out_rows,) + tuple(t.shape[1:])) for t in tensors]

@@ -41,4 +41,6 @@ TORCH_LIBRARY(memory_ext, m) {
   m.def("hash_find(Tensor slots, Tensor keys) -> (Tensor, Tensor)");
   m.def("hash_erase_(Tensor(a!) slots, Tensor(b!) meta, Tensor keys) -> Tensor");
   m.def("_hash_rebuild_(Tensor(a!) slots, Tensor entries) -> ()");
+  // one row permutation applied to many row-aligned tensors (elastic vocabulary compaction)
+  m.def("gather_rows(Tensor[] tensors, Tensor index, int out_rows) -> Tensor[]");
 }

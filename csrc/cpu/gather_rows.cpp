@@ -1,0 +1,40 @@
+// CPU kernel of gather_rows: parallel over output rows, each row copied for every tensor.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cstring>
+
+#include "../ops/gather_rows.h"
+
+namespace memory_ext {
+namespace cpu {
+namespace {
+
+void gather_kernel(const GatherRowsParams& p) {
+  at::parallel_for(0, p.out_rows, 256, [&](int64_t b, int64_t e) {
+    for (int t = 0; t < p.n_tensors; ++t) {
+      const int64_t rb = p.row_bytes[t];
+      for (int64_t r = b; r < e; ++r) {
+        unsigned char* d = p.dst[t] + r * rb;
+        if (r < p.n_index) {
+          std::memcpy(d, p.src[t] + p.index[r] * rb, rb);
+        } else {
+          std::memset(d, 0, rb);
+        }
+      }
+    }
+  });
+}
+
+std::vector<at::Tensor> gather_rows_cpu(at::TensorList tensors, const at::Tensor& index,
+                                        int64_t out_rows) {
+  return gather_rows_impl(&gather_kernel, tensors, index, out_rows);
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace memory_ext
+
+TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
+  m.impl("gather_rows", TORCH_FN(memory_ext::cpu::gather_rows_cpu));
+}
