@@ -13,6 +13,8 @@ from .modules import MLPMemory
 from .delta_rule import delta_rule, delta_rule_step
 from ._C import TokenTable
 from .hash_table import IntHashTable
+from .elastic import ElasticEmbedding
+from .vocab import ElasticVocab
 
 __version__ = _C.build_info()["version"]
 
@@ -28,6 +30,8 @@ def build_info():
 
 
 __all__ = [
+    "ElasticEmbedding",
+    "ElasticVocab",
     "IntHashTable",
     "MLPMemory",
     "TokenTable",

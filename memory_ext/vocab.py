@@ -1,0 +1,161 @@
+"""ElasticVocab: a growing, pruned vocabulary = TokenTable (token -> stable id) + ElasticEmbedding
+(rows, output projection, optimizer state) + the seed chatbot's tokenizer (spec section 4)."""
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._C import TokenTable
+from .elastic import ElasticEmbedding
+
+SPECIALS = ("<PAD>", "<SOS>", "<EOS>", "<UNK>")
+PAD, SOS, EOS, UNK = range(4)
+_APOSTROPHES = re.compile(r"['\u2019\u2018`]")
+_TOKENS = re.compile(r"\w+|[^\w\s]")
+
+
+def tokenize(text: str) -> List[str]:
+    """The seed's rules: lower case, drop apostrophes, split punctuation from words.
+
+    >>> tokenize("Don't PANIC, it's fine!")
+    ['dont', 'panic', ',', 'its', 'fine', '!']
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return _TOKENS.findall(_APOSTROPHES.sub("", text.lower()))
+
+
+class ElasticVocab(nn.Module):
+    """Vocabulary that grows when new words appear and is pruned of rare ones, keeping every
+    id, embedding row and optimizer state consistent. Ids 0..3 are <PAD> <SOS> <EOS> <UNK>
+    (protected from pruning). The embedding's output projection is tied to it by default.
+
+    Args:
+        embedding_dim: D
+        capacity: initial embedding rows (grows geometrically past it)
+        tied, bias, seed, device: as in ElasticEmbedding
+
+    Examples:
+        >>> import memory_ext
+        >>> v = memory_ext.ElasticVocab(16)
+        >>> ids = v.encode("Hello, world!")
+        >>> ids.tolist(), v.decode(ids)
+        ([4, 5, 6, 7], 'hello , world !')
+    """
+
+    def __init__(self, embedding_dim: int, *, capacity: int = 1024, tied: bool = True,
+                 bias: bool = False, seed: int = 0, device=None):
+        super().__init__()
+        self.table = TokenTable()
+        self.table.add(list(SPECIALS))
+        self.embedding = ElasticEmbedding(len(SPECIALS), embedding_dim, capacity=capacity,
+                                          tied=tied, bias=bias, seed=seed, device=device)
+        self._pending: List[str] = []  # tokens this rank inserted since the last sync()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def encode(self, text: str, grow: bool = True) -> Tensor:
+        """Ids [n] of tokenize(text). grow=True inserts new tokens (new embedding rows, and
+        counts every use); grow=False maps unknown tokens to <UNK> and counts nothing."""
+        tokens = tokenize(text)
+        if not grow:
+            return self.table.lookup(tokens, UNK).to(self.embedding.weight.device)
+        dev = self.embedding.weight.device
+        ids_d = self.table.add(tokens).to(dev)
+        emb = self.embedding
+        is_new = ids_d >= emb.size  # ids past the rows in use, or freed ids handed out again
+        inside = ~is_new
+        is_new[inside] = ~emb.live[ids_d[inside]]
+        if bool(is_new.any()):
+            self._pending.extend(dict.fromkeys(t for t, n in zip(tokens, is_new.tolist()) if n))
+            emb.ensure(ids_d[is_new])
+        self.embedding.counts.index_add_(0, ids_d, torch.ones_like(ids_d))
+        return ids_d
+
+    def decode(self, ids, skip_specials: bool = True) -> str:
+        """Text of ids (a freed id is an error); <PAD> <SOS> <EOS> dropped by default."""
+        if isinstance(ids, Tensor):
+            ids = ids.detach().cpu().to(torch.int64)
+        tokens = self.table.decode(ids)
+        if skip_specials:
+            tokens = [t for t in tokens if t not in SPECIALS[:3]]
+        return " ".join(tokens)
+
+    def prune(self, min_count: int, grace: int = 0, compact: bool = True) -> Tensor:
+        """Free every token used fewer than min_count times (not the specials, not tokens added
+        in the last `grace` encode calls) with its row; then, if compact, renumber densely.
+        Returns the freed (old) ids."""
+        freed = self.table.prune(min_count, list(SPECIALS), grace)
+        if freed.numel():
+            self.embedding.free(freed.to(self.embedding.weight.device))
+        if compact:
+            self.compact()
+        return freed
+
+    def compact(self) -> Tensor:
+        """Renumber live ids densely (old order) in the table, the rows and the optimizer state
+        at once. Returns the old -> new map (-1 for freed ids)."""
+        remap = self.table.compact()
+        full = torch.full((self.embedding.size,), -1, dtype=torch.int64)
+        full[: remap.shape[0]] = remap
+        self.embedding.compact(full)
+        return remap
+
+    def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.embedding.attach_optimizer(optimizer)
+
+    # --- data parallel ----------------------------------------------------------------------
+    def sync(self, group=None) -> int:
+        """Agree on the token -> id map across the ranks of `group` (torch.distributed): the
+        tokens each rank inserted since the last sync are gathered and, after each rank undoes
+        its own inserts, inserted on every rank in one order (rank 0's first, then rank 1's,
+        ...); the new rows start identically everywhere (their use counts are summed). Call it
+        after encoding a batch and before the forward. Returns the number of tokens added."""
+        import torch.distributed as dist
+        world = dist.get_world_size(group)
+        mine = list(self._pending)
+        counts = self.table.counts()
+        mine_counts = [int(counts[i]) for i in self.table.lookup(mine, -1).tolist()]
+        gathered: List[Optional[tuple]] = [None] * world
+        dist.all_gather_object(gathered, (mine, mine_counts), group=group)
+        if mine:
+            freed = self.table.remove(mine)
+            self.embedding.free(freed.to(self.embedding.weight.device))
+        self.embedding.refresh_mean()  # identical on every rank: same live rows, same weights
+        order, total = [], {}
+        for tokens, cnts in gathered:
+            for t, c in zip(tokens, cnts):
+                if t not in total:
+                    order.append(t)
+                    total[t] = 0
+                total[t] += c
+        if order:
+            ids = self.table.add(order)
+            self._set_counts(ids, [total[t] for t in order])
+            self.embedding.ensure(ids.to(self.embedding.weight.device))
+        self._pending = []
+        return len(order)
+
+    def _set_counts(self, ids: Tensor, values: Sequence[int]) -> None:
+        state = self.table.state_dict()
+        state["counts"][ids] = torch.tensor(list(values), dtype=torch.int64)
+        self.table.load_state_dict(state)
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def get_extra_state(self):
+        return {"format": "memory_ext.ElasticVocab/1", "table": self.table.state_dict(),
+                "pending": list(self._pending)}
+
+    def set_extra_state(self, state) -> None:
+        if not isinstance(state, dict) or state.get("format") != "memory_ext.ElasticVocab/1":
+            raise ValueError("not an ElasticVocab checkpoint")
+        table = TokenTable()
+        table.load_state_dict(state["table"])  # validated; raises before anything changes
+        if table.decode(list(range(len(SPECIALS)))) != list(SPECIALS):
+            raise ValueError("ElasticVocab checkpoint: ids 0..3 must be the special tokens")
+        self.table = table
+        self._pending = list(state.get("pending", []))
