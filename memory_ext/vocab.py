@@ -54,6 +54,7 @@ class ElasticVocab(nn.Module):
         self.embedding = ElasticEmbedding(len(SPECIALS), embedding_dim, capacity=capacity,
                                           tied=tied, bias=bias, seed=seed, device=device)
         self._pending: List[str] = []  # tokens this rank inserted since the last sync()
+        self._counts_at_sync = self.table.counts()  # what every rank agreed on at the last sync
 
     def __len__(self) -> int:
         return len(self.table)
@@ -92,6 +93,7 @@ class ElasticVocab(nn.Module):
         freed = self.table.prune(min_count, list(SPECIALS), grace)
         if freed.numel():
             self.embedding.free(freed.to(self.embedding.weight.device))
+            self._counts_at_sync[freed[freed < self._counts_at_sync.shape[0]]] = 0
         if compact:
             self.compact()
         return freed
@@ -100,6 +102,10 @@ class ElasticVocab(nn.Module):
         """Renumber live ids densely (old order) in the table, the rows and the optimizer state
         at once. Returns the old -> new map (-1 for freed ids)."""
         remap = self.table.compact()
+        base = self._counts_at_sync
+        kept = (remap[: base.shape[0]] >= 0).nonzero().flatten()
+        self._counts_at_sync = torch.zeros(int(kept.numel()), dtype=torch.int64)
+        self._counts_at_sync[remap[kept]] = base[kept]
         full = torch.full((self.embedding.size,), -1, dtype=torch.int64)
         full[: remap.shape[0]] = remap
         self.embedding.compact(full)
@@ -110,11 +116,13 @@ class ElasticVocab(nn.Module):
 
     # --- data parallel ----------------------------------------------------------------------
     def sync(self, group=None) -> int:
-        """Agree on the token -> id map across the ranks of `group` (torch.distributed): the
-        tokens each rank inserted since the last sync are gathered and, after each rank undoes
-        its own inserts, inserted on every rank in one order (rank 0's first, then rank 1's,
-        ...); the new rows start identically everywhere (their use counts are summed). Call it
-        after encoding a batch and before the forward. Returns the number of tokens added."""
+        """Agree on the token -> id map and the use counts across the ranks of `group`
+        (torch.distributed). The tokens each rank inserted since the last sync are gathered
+        and, after each rank undoes its own inserts, inserted on every rank in one order (rank
+        0's first, then rank 1's unseen ones, ...); their rows start identically everywhere.
+        Use counts are summed over the ranks. Call it after encoding a batch and before the
+        forward (ids encoded before it may change), and prune / compact only right after it
+        (on every rank). Returns the number of tokens added."""
         import torch.distributed as dist
         world = dist.get_world_size(group)
         mine = list(self._pending)
@@ -125,6 +133,12 @@ class ElasticVocab(nn.Module):
         if mine:
             freed = self.table.remove(mine)
             self.embedding.free(freed.to(self.embedding.weight.device))
+        # uses of the tokens every rank had at the last sync: sum this rank's increments
+        base = self._counts_at_sync
+        delta = self.table.counts()[: base.shape[0]] - base
+        dist.all_reduce(delta, group=group)
+        live = self.table.live_mask()[: base.shape[0]].nonzero().flatten()
+        self.table.set_counts(live, (base + delta)[live])
         self.embedding.refresh_mean()  # identical on every rank: same live rows, same weights
         order, total = [], {}
         for tokens, cnts in gathered:
@@ -135,20 +149,16 @@ class ElasticVocab(nn.Module):
                 total[t] += c
         if order:
             ids = self.table.add(order)
-            self._set_counts(ids, [total[t] for t in order])
+            self.table.set_counts(ids, torch.tensor([total[t] for t in order]))
             self.embedding.ensure(ids.to(self.embedding.weight.device))
         self._pending = []
+        self._counts_at_sync = self.table.counts()
         return len(order)
-
-    def _set_counts(self, ids: Tensor, values: Sequence[int]) -> None:
-        state = self.table.state_dict()
-        state["counts"][ids] = torch.tensor(list(values), dtype=torch.int64)
-        self.table.load_state_dict(state)
 
     # --- checkpoints ------------------------------------------------------------------------
     def get_extra_state(self):
         return {"format": "memory_ext.ElasticVocab/1", "table": self.table.state_dict(),
-                "pending": list(self._pending)}
+                "pending": list(self._pending), "counts_at_sync": self._counts_at_sync}
 
     def set_extra_state(self, state) -> None:
         if not isinstance(state, dict) or state.get("format") != "memory_ext.ElasticVocab/1":
@@ -159,3 +169,4 @@ class ElasticVocab(nn.Module):
             raise ValueError("ElasticVocab checkpoint: ids 0..3 must be the special tokens")
         self.table = table
         self._pending = list(state.get("pending", []))
+        self._counts_at_sync = state.get("counts_at_sync", table.counts())

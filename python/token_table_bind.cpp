@@ -131,6 +131,9 @@ Ids are returned as int64 tensors [N].
            "inserted at least `grace` add() calls ago")
       .def("remove", [](TokenTable& t, const py::handle& tokens) { return to_tensor(t.remove(str_views(tokens, "tokens"))); },
            py::arg("tokens"), "remove(tokens) -> freed ids (absent tokens skipped)")
+      .def("set_counts", [](TokenTable& t, const py::handle& ids, const py::handle& counts) {
+             t.set_counts(ids_from(ids), ids_from(counts));
+           }, py::arg("ids"), py::arg("counts"), "set_counts(ids, counts): counts of live ids (checked first)")
       .def("compact", [](TokenTable& t) { return to_tensor(t.compact()); },
            "compact() -> old -> new id map [id_bound] (-1 for freed ids)")
       .def("counts", [](const TokenTable& t) { return to_tensor(t.counts()); }, "use counts [id_bound] (0 for free ids)")

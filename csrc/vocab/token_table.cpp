@@ -130,6 +130,24 @@ std::vector<int64_t> TokenTable::remove(const std::vector<std::string_view>& tok
   return freed;
 }
 
+void TokenTable::set_counts(const std::vector<int64_t>& ids, const std::vector<int64_t>& counts) {
+  if (ids.size() != counts.size()) {
+    throw std::invalid_argument("TokenTable.set_counts: ids and counts must have the same length");
+  }
+  std::unique_lock lock(mu_);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= static_cast<int64_t>(st_.tokens.size()) || !st_.live[ids[i]]) {
+      throw std::out_of_range("TokenTable.set_counts: ids[" + std::to_string(i) + "] = " +
+                              std::to_string(ids[i]) + " is not a live id");
+    }
+    if (counts[i] < 0) {
+      throw std::invalid_argument("TokenTable.set_counts: counts[" + std::to_string(i) +
+                                  "] must be >= 0");
+    }
+  }
+  for (std::size_t i = 0; i < ids.size(); ++i) st_.counts[ids[i]] = counts[i];
+}
+
 std::vector<int64_t> TokenTable::compact() {
   std::unique_lock lock(mu_);
   const int64_t bound = static_cast<int64_t>(st_.tokens.size());

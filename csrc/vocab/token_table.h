@@ -48,6 +48,9 @@ class TokenTable {
                              int64_t grace);
   // Frees the ids of the given tokens (absent tokens are skipped). Returns the freed ids.
   std::vector<int64_t> remove(const std::vector<std::string_view>& tokens);
+  // Sets the use counts of live ids (all checked first: live, count >= 0; nothing changes on
+  // error). Used to merge counts across data-parallel ranks.
+  void set_counts(const std::vector<int64_t>& ids, const std::vector<int64_t>& counts);
   // Renumbers live ids densely in their old order; returns old -> new ([id_bound], -1 = free).
   std::vector<int64_t> compact();
 
