@@ -31,7 +31,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--sweep", choices=["T", "d", "B"],
                    help="time each op over a range of T, width d or batch B; JSON + PNG plots in --out")
     b.add_argument("--out", default="bench-out", help="output folder of --sweep (default bench-out)")
-    b.add_argument("--ops", help="comma list of ops to run: step,scan,delta_rule,delta_rule_step (default all)")
+    b.add_argument("--ops", help="comma list of ops to run: mlp_memory_step,mlp_memory_scan,delta_rule,delta_rule_step,vocab (default all)")
     b.set_defaults(func=_bench)
     i = sub.add_parser("info", help="print how the compiled core was built")
     i.set_defaults(func=_info)

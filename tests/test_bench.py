@@ -79,3 +79,21 @@ def test_fla_peer_rows_match_ours_when_installed():
         for a, b in zip(fn(inputs), ours):
             assert a.shape == b.shape, name
             assert (a - b).abs().max().item() < 1e-4, name
+
+
+def test_vocab_group_rows_on_tiny_sizes():
+    from memory_ext.bench import vocab_bench as vb
+    peaks = {"copy_gbs": 10.0}
+    rows = (vb.grow_rows("cpu", False, V=100, D=8, new=130, batch=64)
+            + vb.hash_rows("cpu", False, n=1000) + vb.token_table_rows(False, n=1000)
+            + vb.compact_rows("cpu", peaks, False, V=256, D=8))
+    assert [(r["op"], r["impl"]) for r in rows] == [
+        ("vocab_grow", "concat/token"), ("vocab_grow", "fused"),
+        ("hash_lookup_or_insert", "python dict"), ("hash_lookup_or_insert", "fused"),
+        ("token_table_add", "python dict"), ("token_table_add", "fused"),
+        ("vocab_compact", "eager"), ("vocab_compact", "fused")]
+    for r in rows:
+        assert r["median_ms"] > 0 and r["speedup_vs_eager"] > 0
+        assert (r["gbs"] is not None) == (r["op"] == "vocab_compact")
+        assert (r["items_per_s"] is not None) == (r["op"] != "vocab_compact")
+    assert "M items/s" in format_table(rows)

@@ -31,6 +31,7 @@ def _worker(rank, world, init_file, out_dir):
                    "exp_avg", torch.zeros(0)).shape[0] if opt.state else 0}
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
             json.dump(out, f)
+        dist.barrier()  # no rank tears down gloo while another still talks to it
     finally:
         dist.destroy_process_group()
 

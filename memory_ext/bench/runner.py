@@ -94,10 +94,11 @@ def format_table(rows: List[Dict]) -> str:
             ("iqr_ms", "IQR ms", "{:.3f}"), ("speedup_vs_eager", "x eager", "{:.1f}"),
             ("gflops", "GFLOP/s", "{:.2f}"), ("pct_peak", "% peak", "{:.1f}"),
             ("gbs", "GB/s", "{:.1f}"), ("pct_copy", "% copy", "{:.1f}"),
-            ("peak_mem_mb", "fwd+bwd MB", "{:.2f}")]
+            ("items_per_s", "M items/s", "{:.2f}"), ("peak_mem_mb", "fwd+bwd MB", "{:.2f}")]
     cells = [[h for _, h, _ in cols]]
     for r in rows:
-        cells.append([("-" if r[k] is None else f.format(r[k])) for k, _, f in cols])
+        cells.append([("-" if r.get(k) is None else
+                       f.format(r[k] / 1e6 if k == "items_per_s" else r[k])) for k, _, f in cols])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = []
     for j, row in enumerate(cells):
@@ -139,10 +140,14 @@ def run(device: str = "cpu", full: bool = False, json_path: Optional[str] = None
     for case in cases:
         print(f"  running {case.op_name} {case.label()} ...", flush=True)
         rows.extend(run_case(case, device, peaks, min_time))
+    if not ops or "vocab" in ops:
+        from .vocab_bench import run_vocab_group
+        rows.extend(run_vocab_group(device, peaks, full))
     print(format_table(rows), flush=True)
     print("GFLOP/s: algorithmic forward FLOPs (fwd+bwd counted as 3x forward); % peak: of the "
           "fp32 matmul above. GB/s (memory-bound ops): bytes that must move, % copy: of the copy "
-          "above. fwd+bwd MB: memory above the inputs (CPU: heap in use after the "
+          "above. M items/s: keys or tokens per second (vocab group; concat/token: one batch "
+          "timed, scaled to all tokens). fwd+bwd MB: memory above the inputs (CPU: heap in use after the "
           "forward and after the backward; CUDA: allocator peak).", flush=True)
     result = {"header": head, "rows": rows}
     if json_path:
