@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import memory_ext
-from memory_ext import modules, ops
+from memory_ext import elastic, hash_table, modules, ops, vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 # the submodule (memory_ext.delta_rule the attribute is the function)
@@ -22,7 +22,8 @@ def test_readme_python_example_runs():
         exec(compile(code, "README.md", "exec"), {})
 
 
-@pytest.mark.parametrize("module", [ops, modules, delta_rule_module], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [ops, modules, delta_rule_module, hash_table, elastic, vocab],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
