@@ -15,6 +15,7 @@ from ._C import TokenTable
 from .hash_table import IntHashTable
 from .elastic import ElasticEmbedding
 from .vocab import ElasticVocab
+from .slots import slot_read, slot_read_hard, slot_write_
 
 __version__ = _C.build_info()["version"]
 
@@ -42,4 +43,7 @@ __all__ = [
     "mlp_memory_scan",
     "mlp_memory_step",
     "mlp_memory_write",
+    "slot_read",
+    "slot_read_hard",
+    "slot_write_",
 ]

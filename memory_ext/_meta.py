@@ -97,3 +97,33 @@ def _hash_rebuild_fake(slots, entries):
 @torch.library.register_fake(_lib + "gather_rows")
 def _gather_rows_fake(tensors, index, out_rows):
     return [t.new_empty((out_rows,) + tuple(t.shape[1:])) for t in tensors]
+
+
+@torch.library.register_fake(_lib + "slot_write_")
+def _slot_write_fake(M, C, count, m, c, policy):
+    return None
+
+
+@torch.library.register_fake(_lib + "slot_read")
+def _slot_read_fake(query, M, C, count, hops, R):
+    B, d = query.shape
+    N = M.shape[-2]
+    return query.new_empty(B, d), query.new_empty(B, hops, N), query.new_empty(B, hops, d)
+
+
+@torch.library.register_fake(_lib + "_slot_read_bwd")
+def _slot_read_bwd_fake(grad_u, grad_attention, M, C, count, R, saved_u, attention):
+    d = grad_u.shape[1]
+    dR = grad_u.new_empty(d, d) if R is not None else grad_u.new_empty(0)
+    return grad_u.new_empty(grad_u.shape), M.new_empty(M.shape), C.new_empty(C.shape), dR
+
+
+@torch.library.register_fake(_lib + "slot_read_hard")
+def _slot_read_hard_fake(query, M, Q, count, hops):
+    B, N = M.shape[0], M.shape[1]
+    return count.new_empty(B, hops), query.new_empty(B, hops, N)
+
+
+@torch.library.register_fake(_lib + "_slot_read_hard_bwd")
+def _slot_read_hard_bwd_fake(grad_scores, query, M, Q, count, indices):
+    return query.new_empty(query.shape), M.new_empty(M.shape), Q.new_empty(Q.shape)

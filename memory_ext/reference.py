@@ -174,3 +174,50 @@ def delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, *, scale: Optional
         outs.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S))
     o = torch.stack(outs, 1) if T else v.new_zeros(B, 0, H, V, dtype=acc)
     return o.to(v.dtype), (S if output_final_state else None)
+
+
+# --- slot memory (spec section 3) -----------------------------------------------------------
+
+def slot_write(M: Tensor, C: Tensor, count: Tensor, m: Tensor, c: Tensor, policy: str = "append"):
+    """Out-of-place reference of slot_write_: returns (M', C', count')."""
+    N = M.shape[1]
+    if policy == "append" and bool((count >= N).any()):
+        raise RuntimeError("memory full")
+    slot = count % N if policy == "ring" else count
+    M, C = M.clone(), C.clone()
+    rows = torch.arange(M.shape[0])
+    M[rows, slot] = m
+    C[rows, slot] = c
+    return M, C, count + 1
+
+
+def slot_read(query: Tensor, M: Tensor, C: Tensor, count: Tensor, hops: int, R=None):
+    """Soft multi-hop read, spec 3.2: (u [B, d], attention [B, K, N])."""
+    N = M.shape[-2]
+    live = torch.arange(N, device=query.device)[None, :] < count[:, None]  # [B, N]
+    u, attn = query, []
+    for k in range(hops):
+        Mk = M[k] if M.dim() == 4 else M
+        Ck = C[k] if C.dim() == 4 else C
+        s = torch.einsum("bd,bnd->bn", u, Mk).masked_fill(~live, float("-inf"))
+        p = torch.softmax(s, -1).nan_to_num(0.0)  # an empty memory: all -inf -> 0
+        o = torch.einsum("bn,bnd->bd", p, Ck)
+        u = (u if R is None else u @ R.T) + o
+        attn.append(p)
+    return u, torch.stack(attn, 1)
+
+
+def slot_read_hard(query: Tensor, M: Tensor, Q: Tensor, count: Tensor, hops: int):
+    """Hard multi-hop read, spec 3.3: (indices [B, K], scores [B, K, N])."""
+    N = M.shape[1]
+    live = torch.arange(N, device=query.device)[None, :] < count[:, None]
+    u, idx, scores = query, [], []
+    rows = torch.arange(M.shape[0], device=query.device)
+    for _ in range(hops):
+        s = torch.einsum("bd,bnd->bn", u, M).masked_fill(~live, float("-inf"))
+        o = s.argmax(-1)  # first maximum: the lowest index on ties
+        o = torch.where(live.any(-1), o, torch.full_like(o, -1))
+        u = u + torch.where((o >= 0)[:, None], Q[rows, o.clamp(min=0)], torch.zeros_like(u))
+        idx.append(o)
+        scores.append(s)
+    return torch.stack(idx, 1), torch.stack(scores, 1)

@@ -43,4 +43,13 @@ TORCH_LIBRARY(memory_ext, m) {
   m.def("_hash_rebuild_(Tensor(a!) slots, Tensor entries) -> ()");
   // one row permutation applied to many row-aligned tensors (elastic vocabulary compaction)
   m.def("gather_rows(Tensor[] tensors, Tensor index, int out_rows) -> Tensor[]");
+  // slot memory (Memory Networks / MemN2N): write in place, soft and hard multi-hop reads
+  m.def("slot_write_(Tensor(a!) M, Tensor(b!) C, Tensor(c!) count, Tensor m, Tensor c, str policy) -> ()");
+  m.def("slot_read(Tensor query, Tensor M, Tensor C, Tensor count, int hops, Tensor? R) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("_slot_read_bwd(Tensor grad_u, Tensor? grad_attention, Tensor M, Tensor C, Tensor count, "
+        "Tensor? R, Tensor saved_u, Tensor attention) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("slot_read_hard(Tensor query, Tensor M, Tensor Q, Tensor count, int hops) -> (Tensor, Tensor)");
+  m.def("_slot_read_hard_bwd(Tensor grad_scores, Tensor query, Tensor M, Tensor Q, Tensor count, "
+        "Tensor indices) -> (Tensor, Tensor, Tensor)");
 }

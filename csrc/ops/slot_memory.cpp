@@ -1,0 +1,265 @@
+// The slot memory ops: slot_write_ (ATen, any device), slot_read / _slot_read_bwd and
+// slot_read_hard / _slot_read_hard_bwd (checks here, kernels per backend: csrc/cpu, csrc/cuda).
+#include "slot_memory.h"
+
+#include <torch/library.h>
+
+#include <sstream>
+
+namespace memory_ext {
+namespace {
+
+struct Dims {
+  int64_t B, N, d, K;
+  bool per_hop;
+};
+
+Dims check_read(const SlotBackend& be, const at::Tensor& q, const at::Tensor& M,
+                const at::Tensor& V, const char* vname, const at::Tensor& count, int64_t hops,
+                bool allow_per_hop) {
+  TORCH_CHECK(q.dim() == 2, "query must be [B, d], got ", q.sizes());
+  const int64_t B = q.size(0), d = q.size(1);
+  TORCH_CHECK(hops >= 1, "hops must be >= 1, got ", hops);
+  const bool per_hop = M.dim() == 4;
+  if (per_hop) {
+    TORCH_CHECK(allow_per_hop, "M must be [B, N, d] = [", B, ", N, ", d, "], got ", M.sizes());
+    TORCH_CHECK(M.size(0) == hops && M.size(1) == B && M.size(3) == d,
+                "M must be [K, B, N, d] = [", hops, ", ", B, ", N, ", d, "] or [B, N, d], got ",
+                M.sizes());
+  } else {
+    TORCH_CHECK(M.dim() == 3 && M.size(0) == B && M.size(2) == d, "M must be [B, N, d] = [", B,
+                ", N, ", d, "]", allow_per_hop ? " or [K, B, N, d]" : "", ", got ", M.sizes());
+  }
+  TORCH_CHECK(V.sizes() == M.sizes(), vname, " must have M's shape ", M.sizes(), ", got ",
+              V.sizes());
+  TORCH_CHECK(count.dim() == 1 && count.size(0) == B && count.scalar_type() == at::kLong,
+              "count must be int64 [B] = [", B, "], got ", count.scalar_type(), " ", count.sizes());
+  const auto dt = q.scalar_type();
+  TORCH_CHECK(dt == at::kFloat || (dt == at::kDouble && be.supports_f64), "query must be float32",
+              be.supports_f64 ? " or float64" : "", " on ", be.name, ", got ", dt);
+  for (const at::Tensor* t : {&M, &V}) {
+    TORCH_CHECK(t->scalar_type() == dt, "M and ", vname, " must have query's dtype ", dt);
+  }
+  for (const at::Tensor* t : {&M, &V, &count}) {
+    TORCH_CHECK(t->device() == q.device(), "all tensors must be on ", q.device(), ", got ",
+                t->device());
+  }
+  if (count.is_cpu() && count.numel() > 0) {
+    TORCH_CHECK(count.min().item<int64_t>() >= 0, "count must be >= 0");
+  }
+  const int64_t N = per_hop ? M.size(2) : M.size(1);
+  return {B, N, d, hops, per_hop};
+}
+
+template <typename T>
+SlotReadParams<T> read_params(const Dims& s) {
+  SlotReadParams<T> p;
+  p.B = static_cast<int>(s.B);
+  p.N = static_cast<int>(s.N);
+  p.d = static_cast<int>(s.d);
+  p.K = static_cast<int>(s.K);
+  p.per_hop = s.per_hop;
+  return p;
+}
+
+template <typename T>
+const T* ptr_or_null(const at::Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
+void run(void (*f32)(const SlotReadParams<float>&), void (*)(const SlotReadParams<double>&),
+         const SlotReadParams<float>& p) { f32(p); }
+void run(void (*)(const SlotReadParams<float>&), void (*f64)(const SlotReadParams<double>&),
+         const SlotReadParams<double>& p) { f64(p); }
+void run(void (*f32)(const SlotHardParams<float>&), void (*)(const SlotHardParams<double>&),
+         const SlotHardParams<float>& p) { f32(p); }
+void run(void (*)(const SlotHardParams<float>&), void (*f64)(const SlotHardParams<double>&),
+         const SlotHardParams<double>& p) { f64(p); }
+
+at::Tensor opt_contig(const c10::optional<at::Tensor>& t) {
+  return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_impl(
+    const SlotBackend& be, const at::Tensor& query, const at::Tensor& M, const at::Tensor& C,
+    const at::Tensor& count, int64_t hops, const c10::optional<at::Tensor>& R) {
+  const Dims s = check_read(be, query, M, C, "C", count, hops, true);
+  const at::Tensor r = opt_contig(R);
+  if (r.defined()) {
+    TORCH_CHECK(r.dim() == 2 && r.size(0) == s.d && r.size(1) == s.d, "R must be [d, d] = [",
+                s.d, ", ", s.d, "], got ", r.sizes());
+    TORCH_CHECK(r.scalar_type() == query.scalar_type() && r.device() == query.device(),
+                "R must have query's dtype and device");
+  }
+  const at::Tensor qc = query.contiguous(), Mc = M.contiguous(), Cc = C.contiguous(),
+                   cc = count.contiguous();
+  at::Tensor u = at::empty({s.B, s.d}, query.options());
+  at::Tensor attn = at::empty({s.B, s.K, s.N}, query.options());
+  at::Tensor saved = at::empty({s.B, s.K, s.d}, query.options());
+  if (s.B == 0) return {u, attn, saved};
+  AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "slot_read", [&] {
+    auto p = read_params<scalar_t>(s);
+    p.q = qc.data_ptr<scalar_t>();
+    p.M = Mc.data_ptr<scalar_t>();
+    p.C = Cc.data_ptr<scalar_t>();
+    p.count = cc.data_ptr<int64_t>();
+    p.R = ptr_or_null<scalar_t>(r);
+    p.u = u.data_ptr<scalar_t>();
+    p.attn = attn.data_ptr<scalar_t>();
+    p.saved_u = saved.data_ptr<scalar_t>();
+    run(be.read_fwd_f32, be.read_fwd_f64, p);
+  });
+  return {u, attn, saved};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> slot_read_bwd_impl(
+    const SlotBackend& be, const at::Tensor& grad_u, const c10::optional<at::Tensor>& grad_attn,
+    const at::Tensor& M, const at::Tensor& C, const at::Tensor& count,
+    const c10::optional<at::Tensor>& R, const at::Tensor& saved_u, const at::Tensor& attn) {
+  const int64_t hops = saved_u.dim() == 3 ? saved_u.size(1) : 0;
+  const Dims s = check_read(be, grad_u, M, C, "C", count, hops, true);
+  TORCH_CHECK(saved_u.sizes() == at::IntArrayRef({s.B, s.K, s.d}), "saved_u must be [B, K, d]");
+  TORCH_CHECK(attn.sizes() == at::IntArrayRef({s.B, s.K, s.N}), "attention must be [B, K, N]");
+  const at::Tensor ga = opt_contig(grad_attn), r = opt_contig(R);
+  if (ga.defined()) TORCH_CHECK(ga.sizes() == attn.sizes(), "grad_attention must be [B, K, N]");
+  const at::Tensor gu = grad_u.contiguous(), Mc = M.contiguous(), Cc = C.contiguous(),
+                   cc = count.contiguous(), sc = saved_u.contiguous(), ac = attn.contiguous();
+  at::Tensor dq = at::empty({s.B, s.d}, gu.options());
+  at::Tensor dM = at::zeros(M.sizes(), gu.options()), dC = at::zeros(C.sizes(), gu.options());
+  at::Tensor dRp = r.defined() ? at::zeros({s.B, s.d, s.d}, gu.options()) : at::Tensor();
+  at::Tensor ws = at::empty({s.B, s.N + s.d}, gu.options());
+  if (s.B > 0) {
+    AT_DISPATCH_FLOATING_TYPES(gu.scalar_type(), "_slot_read_bwd", [&] {
+      auto p = read_params<scalar_t>(s);
+      p.M = Mc.data_ptr<scalar_t>();
+      p.C = Cc.data_ptr<scalar_t>();
+      p.count = cc.data_ptr<int64_t>();
+      p.R = ptr_or_null<scalar_t>(r);
+      p.saved_u = sc.data_ptr<scalar_t>();
+      p.attn = ac.data_ptr<scalar_t>();
+      p.gu = gu.data_ptr<scalar_t>();
+      p.gattn = ptr_or_null<scalar_t>(ga);
+      p.dq = dq.data_ptr<scalar_t>();
+      p.dM = dM.data_ptr<scalar_t>();
+      p.dC = dC.data_ptr<scalar_t>();
+      p.dR = dRp.defined() ? dRp.data_ptr<scalar_t>() : nullptr;
+      p.workspace = ws.data_ptr<scalar_t>();
+      run(be.read_bwd_f32, be.read_bwd_f64, p);
+    });
+  }
+  at::Tensor dR = r.defined() ? dRp.sum(0) : at::empty({0}, gu.options());
+  return {dq, dM, dC, dR};
+}
+
+std::tuple<at::Tensor, at::Tensor> slot_read_hard_impl(const SlotBackend& be,
+                                                       const at::Tensor& query,
+                                                       const at::Tensor& M, const at::Tensor& Q,
+                                                       const at::Tensor& count, int64_t hops) {
+  const Dims s = check_read(be, query, M, Q, "Q", count, hops, false);
+  const at::Tensor qc = query.contiguous(), Mc = M.contiguous(), Qc = Q.contiguous(),
+                   cc = count.contiguous();
+  at::Tensor idx = at::empty({s.B, s.K}, count.options());
+  at::Tensor scores = at::empty({s.B, s.K, s.N}, query.options());
+  at::Tensor ws = at::empty({s.B, s.d}, query.options());
+  if (s.B == 0) return {idx, scores};
+  AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "slot_read_hard", [&] {
+    SlotHardParams<scalar_t> p;
+    p.B = static_cast<int>(s.B);
+    p.N = static_cast<int>(s.N);
+    p.d = static_cast<int>(s.d);
+    p.K = static_cast<int>(s.K);
+    p.q = qc.data_ptr<scalar_t>();
+    p.M = Mc.data_ptr<scalar_t>();
+    p.Q = Qc.data_ptr<scalar_t>();
+    p.count = cc.data_ptr<int64_t>();
+    p.index = idx.data_ptr<int64_t>();
+    p.scores = scores.data_ptr<scalar_t>();
+    p.workspace = ws.data_ptr<scalar_t>();
+    run(be.hard_fwd_f32, be.hard_fwd_f64, p);
+  });
+  return {idx, scores};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_hard_bwd_impl(
+    const SlotBackend& be, const at::Tensor& grad_scores, const at::Tensor& query,
+    const at::Tensor& M, const at::Tensor& Q, const at::Tensor& count, const at::Tensor& indices) {
+  const int64_t hops = indices.dim() == 2 ? indices.size(1) : 0;
+  const Dims s = check_read(be, query, M, Q, "Q", count, hops, false);
+  TORCH_CHECK(grad_scores.sizes() == at::IntArrayRef({s.B, s.K, s.N}), "grad_scores must be [B, K, N]");
+  const at::Tensor gs = grad_scores.contiguous(), qc = query.contiguous(), Mc = M.contiguous(),
+                   Qc = Q.contiguous(), cc = count.contiguous(), ic = indices.contiguous();
+  at::Tensor dq = at::empty({s.B, s.d}, query.options());
+  at::Tensor dM = at::zeros(M.sizes(), query.options()), dQ = at::zeros(Q.sizes(), query.options());
+  at::Tensor ws = at::empty({s.B, (s.K + 1) * s.d}, query.options());
+  if (s.B == 0) return {dq, dM, dQ};
+  AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "_slot_read_hard_bwd", [&] {
+    SlotHardParams<scalar_t> p;
+    p.B = static_cast<int>(s.B);
+    p.N = static_cast<int>(s.N);
+    p.d = static_cast<int>(s.d);
+    p.K = static_cast<int>(s.K);
+    p.q = qc.data_ptr<scalar_t>();
+    p.M = Mc.data_ptr<scalar_t>();
+    p.Q = Qc.data_ptr<scalar_t>();
+    p.count = cc.data_ptr<int64_t>();
+    p.index = ic.data_ptr<int64_t>();
+    p.gscores = gs.data_ptr<scalar_t>();
+    p.dq = dq.data_ptr<scalar_t>();
+    p.dM = dM.data_ptr<scalar_t>();
+    p.dQ = dQ.data_ptr<scalar_t>();
+    p.workspace = ws.data_ptr<scalar_t>();
+    run(be.hard_bwd_f32, be.hard_bwd_f64, p);
+  });
+  return {dq, dM, dQ};
+}
+
+namespace {
+
+// slot_write_: ATen ops, so one implementation serves every device.
+void slot_write_(at::Tensor& M, at::Tensor& C, at::Tensor& count, const at::Tensor& m,
+                 const at::Tensor& c, c10::string_view policy) {
+  TORCH_CHECK(policy == "append" || policy == "ring", "policy must be 'append' or 'ring', got '",
+              std::string(policy), "'");
+  TORCH_CHECK(M.dim() == 3, "M must be [B, N, d], got ", M.sizes());
+  const int64_t B = M.size(0), N = M.size(1), d = M.size(2);
+  TORCH_CHECK(C.sizes() == M.sizes(), "C must have M's shape ", M.sizes(), ", got ", C.sizes());
+  TORCH_CHECK(count.dim() == 1 && count.size(0) == B && count.scalar_type() == at::kLong,
+              "count must be int64 [B] = [", B, "], got ", count.scalar_type(), " ", count.sizes());
+  TORCH_CHECK(m.dim() == 2 && m.size(0) == B && m.size(1) == d, "m must be [B, d] = [", B, ", ",
+              d, "], got ", m.sizes());
+  TORCH_CHECK(c.sizes() == m.sizes(), "c must be [B, d] = [", B, ", ", d, "], got ", c.sizes());
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&C, &m, &c}) {
+    TORCH_CHECK(t->scalar_type() == M.scalar_type(), "C, m and c must have M's dtype ",
+                M.scalar_type(), ", got ", t->scalar_type());
+  }
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&C, &count, &m, &c}) {
+    TORCH_CHECK(t->device() == M.device(), "all tensors must be on ", M.device());
+  }
+  TORCH_CHECK(N >= 1, "M must have at least one slot");
+  if (B == 0) return;
+  if (policy == "append") {  // one host read: the error must name the full rows
+    const at::Tensor full = count.ge(N).nonzero().flatten().cpu();
+    if (full.numel() > 0) {
+      std::ostringstream rows;
+      for (int64_t i = 0; i < std::min<int64_t>(full.numel(), 8); ++i)
+        rows << (i ? ", " : "") << full[i].item<int64_t>();
+      if (full.numel() > 8) rows << ", ...";
+      TORCH_CHECK(false, "slot_write_: memory full (", N, " slots) in batch rows [", rows.str(),
+                  "]; use policy='ring' to overwrite the oldest slot");
+    }
+  }
+  const at::Tensor slot = policy == "ring" ? count.remainder(N) : count;
+  const at::Tensor rows = at::arange(B, count.options());
+  M.index_put_({rows, slot}, m);
+  C.index_put_({rows, slot}, c);
+  count.add_(1);
+}
+
+}  // namespace
+}  // namespace memory_ext
+
+TORCH_LIBRARY_IMPL(memory_ext, CompositeExplicitAutograd, m) {
+  m.impl("slot_write_", TORCH_FN(memory_ext::slot_write_));
+}
