@@ -1,0 +1,94 @@
+"""bAbI loader, the MemN2N / MemNN models and `memory-ext babi` (tiny runs: no accuracy claims)."""
+import json
+import os
+
+import pytest
+import torch
+
+from memory_ext import babi
+from memory_ext.babi_cli import parse_tasks
+from memory_ext.cli import main
+from memory_ext.memn2n import MemN2N, position_encoding, time_indices
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "babi")
+LINES = ["1 Mary moved to the bathroom.", "2 John went to the hallway.",
+         "3 Where is Mary? \tbathroom\t1", "4 Daniel went back to the hallway.",
+         "5 Where is Daniel? \thallway\t4", "1 Sandra went north.", "2 Where is Sandra?\tn,s\t1"]
+
+
+def test_parse_stories_questions_and_supports():
+    ex = babi.parse(LINES)
+    assert len(ex) == 3
+    assert ex[0].story == [["mary", "moved", "to", "the", "bathroom"], ["john", "went", "to", "the", "hallway"]]
+    assert ex[0].question == ["where", "is", "mary"] and ex[0].answer == "bathroom" and ex[0].supports == [0]
+    assert len(ex[1].story) == 3 and ex[1].supports == [2]  # question lines are not memories
+    assert ex[2].story == [["sandra", "went", "north"]] and ex[2].answer == "n,s"  # a new story
+
+
+@pytest.mark.parametrize("lines, match", [
+    (["x Mary moved."], "must start with its number"),
+    (["1 Mary moved.", "2 Where is Mary?\tkitchen\t7"], "supporting ids '7' are not statements"),
+    (["1 Where is Mary?\tkitchen"], "a question needs"),
+])
+def test_parse_errors_name_the_line(lines, match):
+    with pytest.raises(ValueError, match=match):
+        babi.parse(lines, "f.txt")
+
+
+def test_vectorize_keeps_the_latest_memories_and_shifts_supports():
+    ex = babi.parse(LINES)
+    vocab = babi.Vocab(ex)
+    b = babi.vectorize(ex, vocab, memory_size=2)
+    assert b.stories.shape == (3, 2, 6) and b.counts.tolist() == [2, 2, 1]  # 6: the longest sentence
+    assert b.supports[1].tolist() == [1, -1, -1]  # fact 4 is slot 1 of the 2 latest
+    assert vocab.words[b.answers[2]] == "n,s" and vocab.words[0] == "<nil>"
+
+
+def test_real_files_and_validation_split():
+    if not os.path.isdir(DATA):
+        pytest.skip("shared bAbI data not found")
+    train, test = babi.load_task(DATA, 1)
+    assert len(train) == 1000 and len(test) == 1000
+    tr, va = babi.split_validation(train, 0.1, seed=3)
+    assert len(va) == 100 and len(tr) == 900
+    assert babi.split_validation(train, 0.1, seed=3)[1][0].question == va[0].question
+    with pytest.raises(FileNotFoundError, match="qa3_three-supporting-facts_train.txt"):
+        babi.load_task(DATA, 3, "en-10k")  # the one file missing from the shipped 10k split
+    with pytest.raises(ValueError, match="task must be in 1..20"):
+        babi.task_files(DATA, 21)
+
+
+def test_memn2n_shapes_encodings_and_linear_start():
+    pe = position_encoding(4, 6)
+    assert pe.shape == (4, 6) and abs(pe[0, 0].item() - ((1 - 1 / 4) - (1 / 6) * (1 - 2 / 4))) < 1e-7
+    t = time_indices(torch.tensor([3, 0]), 5)
+    assert t[0, :3].tolist() == [2, 1, 0]
+    noisy = time_indices(torch.tensor([5]), 5, noise=0.5, generator=torch.Generator().manual_seed(0))
+    assert (noisy[0, :-1] >= noisy[0, 1:]).all()  # ages stay ordered with noise
+    m = MemN2N(vocab_size=12, sentence_len=4, memory_size=5, d=8, hops=3)
+    st = torch.randint(0, 12, (2, 5, 4))
+    q = torch.randint(1, 12, (2, 4))
+    n = torch.tensor([5, 0])
+    for linear in (False, True):
+        out = m(st, n, q, time_indices(n, 5), linear=linear)
+        assert out.shape == (2, 12) and torch.isfinite(out).all()
+        out.sum().backward()
+
+
+def test_parse_tasks():
+    assert parse_tasks("1-3,7") == [1, 2, 3, 7] and parse_tasks("20") == [20]
+    with pytest.raises(ValueError, match="--tasks must name tasks in 1..20"):
+        parse_tasks("0-2")
+
+
+@pytest.mark.parametrize("model", ["memn2n", "memnn"])
+def test_cli_babi_writes_json_and_png(model, tmp_path):
+    if not os.path.isdir(DATA):
+        pytest.skip("shared bAbI data not found")
+    pytest.importorskip("matplotlib")
+    main(["babi", "--model", model, "--tasks", "1", "--data", DATA, "--epochs", "1",
+          "--out", str(tmp_path)])
+    res = json.loads((tmp_path / f"{model}_results.json").read_text())
+    assert res["summary"]["tasks"] == [1] and 0 <= res["tasks"][0]["test_error_pct"] <= 100
+    assert res["tasks"][0]["paper_pct"] == 0.0
+    assert (tmp_path / f"{model}_errors.png").read_bytes()[:4] == b"\x89PNG"
