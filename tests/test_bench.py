@@ -6,6 +6,7 @@ import pytest
 from memory_ext.bench.delta_cases import DeltaCase, DeltaStepCase
 from memory_ext.bench.fla_peer import fla_implementations
 from memory_ext.bench.mlp_cases import MlpCase
+from memory_ext.bench.slot_cases import SlotReadCase
 from memory_ext.bench.runner import format_table, run_case
 from memory_ext.cli import main
 
@@ -17,6 +18,7 @@ PEAKS = {"matmul_fp32_gflops": 100.0}
     MlpCase("scan", B=2, T=4, H=2, widths=(8, 8, 8), rule="grad"),
     DeltaCase(B=1, T=4, H=2, K=8, V=8),
     DeltaStepCase(B=1, H=2, K=8, V=8),
+    SlotReadCase(B=2, N=5, d=4, hops=2),
 ], ids=lambda c: c.op_name)
 def test_run_case_rows(case):
     rows = run_case(case, "cpu", PEAKS, min_time=0.0)
