@@ -175,3 +175,20 @@ def test_write_bad_inputs_change_nothing():
     with pytest.raises(RuntimeError, match="policy must be 'append' or 'ring'"):
         memory_ext.slot_write_(M, C, count, torch.ones(2, 4), torch.ones(2, 4), "lifo")
     assert M.abs().sum() == 0 and count.tolist() == [0, 0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    q, M, C, count = _mem(4, 37, 20, 3, True, dtype=torch.float32)
+    args = [t.clone().requires_grad_() for t in (q, M, C)]
+    u, a = memory_ext.slot_read(*args, count, 3)
+    g_cpu = torch.autograd.grad(u.square().sum(), args)
+    dargs = [t.detach().cuda().requires_grad_() for t in (q, M, C)]
+    ud, ad = memory_ext.slot_read(*dargs, count.cuda(), 3)
+    g_cuda = torch.autograd.grad(ud.square().sum(), dargs)
+    torch.testing.assert_close(ud.cpu(), u, rtol=1e-4, atol=1e-5)
+    for x, y in zip(g_cuda, g_cpu):
+        torch.testing.assert_close(x.cpu(), y, rtol=1e-4, atol=1e-5)
+    idx, s = memory_ext.slot_read_hard(q, M[0], C[0], count, 2)
+    idx_d, s_d = memory_ext.slot_read_hard(q.cuda(), M[0].cuda(), C[0].cuda(), count.cuda(), 2)
+    assert torch.equal(idx_d.cpu(), idx)
