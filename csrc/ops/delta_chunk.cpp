@@ -4,16 +4,10 @@
 
 #include <initializer_list>
 
+#include "checks.h"
+
 namespace memory_ext {
 namespace {
-
-void check_shape(const at::Tensor& t, const char* name, const char* labels,
-                 std::initializer_list<int64_t> want) {
-  bool ok = t.dim() == static_cast<int64_t>(want.size());
-  size_t i = 0;
-  for (int64_t w : want) ok = ok && t.size(i++) == w;
-  TORCH_CHECK(ok, name, " must be ", labels, " = ", at::IntArrayRef(want), ", got ", t.sizes());
-}
 
 struct Dims {
   int64_t BH, T, K, V, C, n;

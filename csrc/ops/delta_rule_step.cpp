@@ -3,18 +3,9 @@
 
 #include <torch/library.h>
 
+#include "checks.h"
+
 namespace memory_ext {
-namespace {
-
-void check_dims(const at::Tensor& t, const char* name, const char* labels,
-                std::initializer_list<int64_t> want) {
-  bool ok = t.dim() == static_cast<int64_t>(want.size());
-  size_t i = 0;
-  for (int64_t w : want) ok = ok && t.size(i++) == w;
-  TORCH_CHECK(ok, name, " must be ", labels, " = ", at::IntArrayRef(want), ", got ", t.sizes());
-}
-
-}  // namespace
 
 void delta_rule_step_impl(const DeltaStepBackend& be, at::Tensor& state, const at::Tensor& q,
                           const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
@@ -22,11 +13,11 @@ void delta_rule_step_impl(const DeltaStepBackend& be, at::Tensor& state, const a
   TORCH_CHECK(q.dim() == 3, "q must be [B, H, K], got ", q.sizes());
   TORCH_CHECK(v.dim() == 3, "v must be [B, H, V], got ", v.sizes());
   const int64_t B = q.size(0), H = q.size(1), K = q.size(2), V = v.size(2);
-  check_dims(k, "k", "[B, H, K]", {B, H, K});
-  check_dims(v, "v", "[B, H, V]", {B, H, V});
-  check_dims(beta, "beta", "[B, H]", {B, H});
-  check_dims(state, "state", "[B, H, K, V]", {B, H, K, V});
-  check_dims(out, "out", "[B, H, V]", {B, H, V});
+  check_shape(k, "k", "[B, H, K]", {B, H, K});
+  check_shape(v, "v", "[B, H, V]", {B, H, V});
+  check_shape(beta, "beta", "[B, H]", {B, H});
+  check_shape(state, "state", "[B, H, K, V]", {B, H, K, V});
+  check_shape(out, "out", "[B, H, V]", {B, H, V});
   const auto dt = q.scalar_type();
   TORCH_CHECK(dt == at::kFloat || (dt == at::kDouble && be.supports_f64),
               "q must be float32", be.supports_f64 ? " or float64" : "", " on ", be.name,

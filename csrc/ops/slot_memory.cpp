@@ -63,6 +63,21 @@ SlotReadParams<T> read_params(const Dims& s) {
 }
 
 template <typename T>
+SlotHardParams<T> hard_params(const Dims& s, const at::Tensor& q, const at::Tensor& M,
+                              const at::Tensor& Q, const at::Tensor& count) {
+  SlotHardParams<T> p;
+  p.B = static_cast<int>(s.B);
+  p.N = static_cast<int>(s.N);
+  p.d = static_cast<int>(s.d);
+  p.K = static_cast<int>(s.K);
+  p.q = q.data_ptr<T>();
+  p.M = M.data_ptr<T>();
+  p.Q = Q.data_ptr<T>();
+  p.count = count.data_ptr<int64_t>();
+  return p;
+}
+
+template <typename T>
 const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
@@ -165,15 +180,7 @@ std::tuple<at::Tensor, at::Tensor> slot_read_hard_impl(const SlotBackend& be,
   at::Tensor ws = at::empty({s.B, s.d}, query.options());
   if (s.B == 0) return {idx, scores};
   AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "slot_read_hard", [&] {
-    SlotHardParams<scalar_t> p;
-    p.B = static_cast<int>(s.B);
-    p.N = static_cast<int>(s.N);
-    p.d = static_cast<int>(s.d);
-    p.K = static_cast<int>(s.K);
-    p.q = qc.data_ptr<scalar_t>();
-    p.M = Mc.data_ptr<scalar_t>();
-    p.Q = Qc.data_ptr<scalar_t>();
-    p.count = cc.data_ptr<int64_t>();
+    auto p = hard_params<scalar_t>(s, qc, Mc, Qc, cc);
     p.index = idx.data_ptr<int64_t>();
     p.scores = scores.data_ptr<scalar_t>();
     p.workspace = ws.data_ptr<scalar_t>();
@@ -195,15 +202,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_hard_bwd_impl(
   at::Tensor ws = at::empty({s.B, (s.K + 1) * s.d}, query.options());
   if (s.B == 0) return {dq, dM, dQ};
   AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "_slot_read_hard_bwd", [&] {
-    SlotHardParams<scalar_t> p;
-    p.B = static_cast<int>(s.B);
-    p.N = static_cast<int>(s.N);
-    p.d = static_cast<int>(s.d);
-    p.K = static_cast<int>(s.K);
-    p.q = qc.data_ptr<scalar_t>();
-    p.M = Mc.data_ptr<scalar_t>();
-    p.Q = Qc.data_ptr<scalar_t>();
-    p.count = cc.data_ptr<int64_t>();
+    auto p = hard_params<scalar_t>(s, qc, Mc, Qc, cc);
     p.index = ic.data_ptr<int64_t>();
     p.gscores = gs.data_ptr<scalar_t>();
     p.dq = dq.data_ptr<scalar_t>();

@@ -21,6 +21,16 @@ constexpr int kMaxLayers = 4;
 enum class Activation : int { Tanh = 0, Sigmoid = 1, Relu = 2, Identity = 3 };
 enum class WriteRule : int { Local = 0, Grad = 1 };
 
+// The identity epilogue of an Exec policy's gemms: element form (CUDA) and row form (CPU).
+struct NoEpilogue {
+  template <typename T>
+  ME_HD ME_INLINE T operator()(int, int, T v) const { return v; }
+#if !defined(__CUDACC__)
+  template <typename T>
+  void row(int, T*, int) const {}
+#endif
+};
+
 #if !defined(__CUDA_ARCH__)
 // expm1 for the CPU kernels in plain arithmetic (no libm call), so loops over it vectorise:
 // y = k ln2 + r, |r| <= ln2 / 2, expm1(y) = 2^k (expm1(r) + 1) - 1 with a Taylor polynomial

@@ -55,15 +55,6 @@ ME_HD inline std::size_t delta_chunk_workspace(int C, int K, int V, bool backwar
 
 namespace delta_chunk_detail {
 
-struct Plain {  // no epilogue (CPU row() and CUDA element forms)
-  template <typename T>
-  ME_HD ME_INLINE T operator()(int, int, T v) const { return v; }
-#if !defined(__CUDACC__)
-  template <typename T>
-  void row(int, T*, int) const {}
-#endif
-};
-
 template <typename T>
 struct Scaled {  // epilogue: v * s
   T s;
@@ -98,7 +89,7 @@ ME_HD void solve_upper_t(const E& ex, int r, int w, const T* At, const T* D, T* 
     ex.copy(w, D + static_cast<long>(i) * w, yi);
     ex.sync();
     ex.gemm_nn(1, w, r - 1 - i, At + static_cast<long>(i) * r + i + 1, yi + w, yi, T(-1), T(1),
-               Plain{});
+               NoEpilogue{});
     ex.sync();
   }
 }
@@ -107,8 +98,8 @@ ME_HD void solve_upper_t(const E& ex, int r, int w, const T* At, const T* D, T* 
 template <typename E, typename T>
 ME_HD void chunk_prologue(const E& ex, int r, int K, int V, const T* Qc, const T* Kc,
                           const T* Vc, const T* bc, const T* S, T* G, T* P, T* W, T* Ut, T* U) {
-  ex.gemm_nt(r, r, K, Kc, Kc, G, T(1), T(0), Plain{});
-  ex.gemm_nt(r, r, K, Qc, Kc, P, T(1), T(0), Plain{});
+  ex.gemm_nt(r, r, K, Kc, Kc, G, T(1), T(0), NoEpilogue{});
+  ex.gemm_nt(r, r, K, Qc, Kc, P, T(1), T(0), NoEpilogue{});
   ex.sync();
   ex.for_n(r * r, [&](int idx) {
     if (idx % r > idx / r) P[idx] = T(0);
@@ -117,7 +108,7 @@ ME_HD void chunk_prologue(const E& ex, int r, int K, int V, const T* Qc, const T
   solve_lower(ex, r, V, G, bc, Vc, Ut);
   ex.copy(r * V, Ut, U);
   ex.sync();
-  ex.gemm_nn(r, V, K, W, S, U, T(-1), T(1), Plain{});
+  ex.gemm_nn(r, V, K, W, S, U, T(-1), T(1), NoEpilogue{});
   ex.sync();
 }
 
@@ -149,9 +140,9 @@ ME_HD void delta_chunk_forward_head(const E& ex, const DeltaChunkParams<T>& p, i
     if (p.states != nullptr) ex.copy(static_cast<int>(kv), S, p.states + (static_cast<long>(h) * n + c) * kv);
     chunk_prologue(ex, r, K, V, Qc, Kc, p.v + row * V, p.beta + row, S, G, P, W, Ut, U);
     T* Oc = p.o + row * V;
-    ex.gemm_nn(r, V, K, Qc, S, Oc, p.scale, T(0), Plain{});
+    ex.gemm_nn(r, V, K, Qc, S, Oc, p.scale, T(0), NoEpilogue{});
     ex.sync();
-    ex.gemm_nn(r, V, r, P, U, Oc, p.scale, T(1), Plain{});
+    ex.gemm_nn(r, V, r, P, U, Oc, p.scale, T(1), NoEpilogue{});
     ex.gemm_tn(K, V, r, Kc, U, S, T(1), T(1));
     ex.sync();
   }
@@ -193,20 +184,20 @@ ME_HD void delta_chunk_backward_head(const E& ex, const DeltaChunkParams<T>& p, 
     chunk_prologue(ex, r, K, V, Qc, Kc, Vc, bc, S, G, P, W, Ut, U);
     // dU = s P^T dO + K dS;  dQ = s dO S^T (+ s dP K below);  dP = tril(dO U^T)
     ex.gemm_tn(r, V, r, P, dO, dU, s, T(0));
-    ex.gemm_nt(r, K, V, dO, S, dQ, s, T(0), Plain{});
-    ex.gemm_nt(r, r, V, dO, U, dP, T(1), T(0), Plain{});
+    ex.gemm_nt(r, K, V, dO, S, dQ, s, T(0), NoEpilogue{});
+    ex.gemm_nt(r, r, V, dO, U, dP, T(1), T(0), NoEpilogue{});
     ex.sync();
-    ex.gemm_nn(r, V, K, Kc, dS, dU, T(1), T(1), Plain{});
+    ex.gemm_nn(r, V, K, Kc, dS, dU, T(1), T(1), NoEpilogue{});
     ex.for_n(r * r, [&](int idx) {
       if (idx % r > idx / r) dP[idx] = T(0);
     });
     ex.sync();
     // dQ += s dP K;  dK = s dP^T Q + U dS^T;  dW = -dU S^T
-    ex.gemm_nn(r, K, r, dP, Kc, dQ, s, T(1), Plain{});
+    ex.gemm_nn(r, K, r, dP, Kc, dQ, s, T(1), NoEpilogue{});
     ex.gemm_tn(r, K, r, dP, Qc, dK, s, T(0));
-    ex.gemm_nt(r, K, V, dU, S, dW, T(-1), T(0), Plain{});
+    ex.gemm_nt(r, K, V, dU, S, dW, T(-1), T(0), NoEpilogue{});
     ex.sync();
-    ex.gemm_nt(r, K, V, U, dS, dK, T(1), T(1), Plain{});
+    ex.gemm_nt(r, K, V, U, dS, dK, T(1), T(1), NoEpilogue{});
     ex.sync();
     // the state before this chunk: dS += s Q^T dO - W^T dU
     ex.gemm_tn(K, V, r, Qc, dO, dS, s, T(1));
@@ -218,9 +209,9 @@ ME_HD void delta_chunk_backward_head(const E& ex, const DeltaChunkParams<T>& p, 
     solve_upper_t(ex, r, K, dA, dW, YW);
     solve_upper_t(ex, r, V, dA, dU, YU);
     // dA = -(Y_W W^T + Y_U U~^T), strictly lower part
-    ex.gemm_nt(r, r, K, YW, W, dA, T(-1), T(0), Plain{});
+    ex.gemm_nt(r, r, K, YW, W, dA, T(-1), T(0), NoEpilogue{});
     ex.sync();
-    ex.gemm_nt(r, r, V, YU, Ut, dA, T(-1), T(1), Plain{});
+    ex.gemm_nt(r, r, V, YU, Ut, dA, T(-1), T(1), NoEpilogue{});
     ex.sync();
     // d beta_i = k_i . Y_W_i + v_i . Y_U_i + sum_{j<i} dA_ij G_ij;  dV = beta Y_U;
     // dK += beta Y_W;  then dA <- diag(beta) strict_tril(dA) = M and dK += M K + M^T K
@@ -239,7 +230,7 @@ ME_HD void delta_chunk_backward_head(const E& ex, const DeltaChunkParams<T>& p, 
       dA[idx] = j < i ? bc[i] * dA[idx] : T(0);
     });
     ex.sync();
-    ex.gemm_nn(r, K, r, dA, Kc, dK, T(1), T(1), Plain{});
+    ex.gemm_nn(r, K, r, dA, Kc, dK, T(1), T(1), NoEpilogue{});
     ex.sync();
     ex.gemm_tn(r, K, r, dA, Kc, dK, T(1), T(1));
     ex.sync();

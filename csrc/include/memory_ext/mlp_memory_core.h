@@ -19,16 +19,8 @@
 
 namespace memory_ext {
 
-// Epilogues of the gemms. On the CPU, row(m, c, n) applies one to a whole output row with the
-// activation switch hoisted out of the (vectorised) loop.
-struct NoEpilogue {
-  template <typename T>
-  ME_HD ME_INLINE T operator()(int, int, T v) const { return v; }
-#if !defined(__CUDACC__)
-  template <typename T>
-  void row(int, T*, int) const {}
-#endif
-};
+// Epilogues of the gemms (NoEpilogue is in common.h). On the CPU, row(m, c, n) applies one to a
+// whole output row with the activation switch hoisted out of the (vectorised) loop.
 
 #if !defined(__CUDACC__)
 // Calls f(std::integral_constant<Activation, A>) for the runtime activation `act`, so the
