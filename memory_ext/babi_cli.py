@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="a tasks_1-20_v1-2-style folder (holding en/, en-10k/)")
     p.add_argument("--split", choices=["en", "en-10k"], default="en")
     p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--linear-start-epochs", type=int, default=20,
+                   help="memn2n: epochs with the softmax removed before --epochs (0: off)")
     p.add_argument("--restarts", type=int, default=1, help="models per task; the best on validation is kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -68,6 +70,9 @@ def run(args: argparse.Namespace) -> Dict:
     from .babi_train import PAPER_MEMN2N_PE_LS_RN, train_memn2n
     from .memnn import PAPER_MEMNN_STRONG, train_memnn
 
+    for name, low in (("epochs", 1), ("restarts", 1), ("linear_start_epochs", 0)):
+        if getattr(args, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     tasks = parse_tasks(args.tasks)
@@ -75,15 +80,17 @@ def run(args: argparse.Namespace) -> Dict:
         paper, paper_name = PAPER_MEMN2N_PE_LS_RN, "MemN2N PE LS RN (paper)"
         train = lambda t, bar: train_memn2n(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
                                             restarts=args.restarts, seed=args.seed,
+                                            linear_start_epochs=args.linear_start_epochs,
                                             progress=bar.update)
     else:
         paper, paper_name = PAPER_MEMNN_STRONG, "MemNN strong supervision (paper)"
         train = lambda t, bar: train_memnn(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
                                            restarts=args.restarts, seed=args.seed,
                                            progress=bar.update)
+    per_restart = args.epochs + (args.linear_start_epochs if args.model == "memn2n" else 0)
     rows = []
     for t in tasks:
-        with tqdm(total=args.epochs * args.restarts, desc=f"task {t:2d}", leave=False) as bar:
+        with tqdm(total=per_restart * args.restarts, desc=f"task {t:2d}", leave=False) as bar:
             r = train(t, bar)
         p = paper.get(t) if isinstance(paper, dict) else paper[t - 1]
         rows.append({"task": t, "test_error_pct": 100 * r["test_error"],

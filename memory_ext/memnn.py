@@ -1,8 +1,9 @@
 """Memory Network (Weston et al. 2014) with strong supervision, on the fused slot_read_hard op:
 k hard hops (k = the task's number of supporting facts, at least 2), each trained with a margin
 ranking loss that puts the true supporting fact above every other live memory; the answer from
-[question; chosen memories] by a softmax over the vocabulary. Bag-of-words embeddings plus
-temporal (age) features, which the paper adds for tasks that need to order facts."""
+[question; chosen memories] by a softmax over the vocabulary. Bag-of-words embeddings plus time
+features (recency, and "older than the memory chosen before"), which the paper adds for tasks
+that need to order facts."""
 from __future__ import annotations
 
 import time
@@ -19,37 +20,53 @@ PAPER_MEMNN_STRONG = {1: 0.0, 2: 0.0, 3: 0.0}
 
 
 class MemNN(nn.Module):
-    """Embeddings: question / memory-as-key `U` [V, d], memory-as-query `Q` [V, d], answer `W`;
-    temporal features T_U, T_Q [2 N, d] by age (newest = 0)."""
+    """Scores of a memory i for a query u are u . M_i with (N = memory_size, age 0 = newest)
+
+        M_i = [ bow_U(i)  | -age_i  | older_i ]                            key of memory i
+        Q_j = [ bow_Q(j)  | slope(j) | (b + older(j)) onehot(age_j) ]      added to u when j is chosen
+        u0  = [ bow_Ue(q) | slope(q) | 0 ]
+
+    where older_i[t] = 1 if age_i > t (a thermometer code of N places), so a chosen memory j adds
+    b + older(j) to every memory older than it: the "is y older than the chosen memory" feature of
+    Weston et al. (2014, section 3.4), weighted per word of j ("dropped" wants the place before
+    it, "picked up" the newest place). slope(.) is a per-word recency weight. slope and older are
+    extra columns of Ue / Qe; b is a learned scalar. The answer is a softmax over the vocabulary
+    of W (bow_Ue(question) + sum of bow_R(chosen memories))."""
 
     def __init__(self, vocab_size: int, memory_size: int = 50, d: int = 64, init_std: float = 0.1):
         super().__init__()
-        self.U = nn.Parameter(torch.randn(vocab_size, d) * init_std)
-        self.Qe = nn.Parameter(torch.randn(vocab_size, d) * init_std)
-        self.Ue = nn.Parameter(torch.randn(vocab_size, d) * init_std)
-        self.TU = nn.Parameter(torch.randn(2 * memory_size, d) * init_std)
-        self.TQ = nn.Parameter(torch.randn(2 * memory_size, d) * init_std)
-        self.R = nn.Parameter(torch.randn(vocab_size, d) * init_std)  # memories in the response
-        self.W = nn.Parameter(torch.randn(vocab_size, d) * init_std)
-        self.memory_size = memory_size
+        emb = lambda rows, cols: nn.Parameter(torch.randn(rows, cols) * init_std)  # noqa: E731
+        # Ue: question words with a recency-slope column; Qe: memory words with a slope column and
+        # an older-than weight column
+        self.U, self.Ue, self.Qe = emb(vocab_size, d), emb(vocab_size, d + 1), emb(vocab_size, d + 2)
+        self.R, self.W = emb(vocab_size, d), emb(vocab_size, d)
+        self.older_bonus = nn.Parameter(torch.zeros(()))
+        self.memory_size, self.d = memory_size, d
 
     @staticmethod
     def _bow(E: Tensor, words: Tensor) -> Tensor:
         return (nn.functional.embedding(words, E) * (words > 0)[..., None]).sum(-2)
 
     def encode(self, stories: Tensor, counts: Tensor, queries: Tensor):
-        slot = torch.arange(stories.shape[1])[None, :]
-        age = (counts[:, None] - 1 - slot).clamp(min=0)
-        u0 = self._bow(self.Ue, queries)
-        M = self._bow(self.U, stories) + self.TU[age]
-        Q = self._bow(self.Qe, stories) + self.TQ[age]
+        """stories [B, N, J], counts [B], queries [B, J] -> u0 [B, D], M [B, N, D], Q [B, N, D]
+        with D = d + 1 + N (the layout in the class notes)."""
+        B, N = stories.shape[:2]
+        slot = torch.arange(N, device=stories.device)
+        age = (counts[:, None] - 1 - slot[None, :]).clamp(min=0)  # [B, N]
+        older = (age[..., None] > slot).to(self.U.dtype)          # [B, N, N]
+        recency = -age.to(self.U.dtype)[..., None]
+        M = torch.cat([self._bow(self.U, stories), recency, older], -1)
+        q = self._bow(self.Qe, stories)
+        onehot = nn.functional.one_hot(age, N).to(q.dtype) * (self.older_bonus + q[..., -1:])
+        Q = torch.cat([q[..., :-1], onehot], -1)
+        u0 = torch.cat([self._bow(self.Ue, queries), q.new_zeros(B, N)], -1)
         return u0, M, Q
 
-    def answer(self, u0: Tensor, stories: Tensor, chosen: Tensor) -> Tensor:
-        """Answer logits [B, V] from the question and the chosen memories [B, k] (-1: none)."""
+    def answer(self, question: Tensor, stories: Tensor, chosen: Tensor) -> Tensor:
+        """Answer logits [B, V] from the question [B, J] and the chosen memories [B, k] (-1: none)."""
         rows = torch.arange(stories.shape[0])[:, None]
         mem = self._bow(self.R, stories[rows, chosen.clamp(min=0)])  # [B, k, d]
-        r = u0 + (mem * (chosen >= 0)[..., None]).sum(1)
+        r = self._bow(self.Ue, question)[:, : self.d] + (mem * (chosen >= 0)[..., None]).sum(1)
         return r @ self.W.T
 
 
@@ -66,16 +83,18 @@ def train_memnn(data_dir: str, task: int, *, split: str = "en", epochs: int = 60
     J = max(len(s) for ex in (train, val, test) for e in ex for s in e.story + [e.question])
     vec = lambda ex: babi.vectorize(ex, vocab, memory_size, J)  # noqa: E731
     tr, va, te = vec(train), vec(val), vec(test)
-    hops = max(2, int((tr.supports >= 0).sum(1).max()))
+    facts = int((tr.supports >= 0).sum(1).max())  # supporting facts per question in this task
+    hops = max(2, facts)  # a hop past the facts is read but not given to the answer
 
     def evaluate(model, data):
         with torch.no_grad():
             u0, M, Q = model.encode(data.stories, data.counts, data.queries)
             chosen, _ = slot_read_hard(u0, M, Q, data.counts, hops)
-            pred = model.answer(u0, data.stories, chosen).argmax(-1)
+            chosen = chosen[:, :facts]
+            pred = model.answer(data.queries, data.stories, chosen).argmax(-1)
             return (pred != data.answers).float().mean().item()
 
-    runs = []
+    runs, models = [], []
     for r in range(restarts):
         torch.manual_seed(seed * 7919 + task * 101 + r)
         g = torch.Generator().manual_seed(seed * 7919 + task * 101 + r)
@@ -103,11 +122,9 @@ def train_memnn(data_dir: str, task: int, *, split: str = "en", epochs: int = 60
                         loss = loss + (viol.sum(1) * has).sum()
                     # teacher forcing: the next hop's query adds the true fact (when there is one)
                     u = u + torch.where(has[:, None], Q[rows, target.clamp(min=0)], torch.zeros_like(u))
-                chosen = torch.where(sup[:, :hops] >= 0, sup[:, :hops], torch.full_like(sup[:, :hops], -1))
-                if chosen.shape[1] < hops:
-                    chosen = torch.cat([chosen, chosen.new_full((chosen.shape[0], hops - chosen.shape[1]), -1)], 1)
-                loss = loss + nn.functional.cross_entropy(model.answer(
-                    model._bow(model.Ue, q), st, chosen), a, reduction="sum")
+                chosen = sup[:, :facts]  # -1 (none) stays -1
+                loss = loss + nn.functional.cross_entropy(model.answer(q, st, chosen), a,
+                                                          reduction="sum")
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -115,6 +132,8 @@ def train_memnn(data_dir: str, task: int, *, split: str = "en", epochs: int = 60
                 progress(1)
         runs.append({"val_error": evaluate(model, va), "test_error": evaluate(model, te),
                      "hops": hops})
-    best = min(runs, key=lambda x: x["val_error"])
-    return {"task": task, "test_error": best["test_error"], "val_error": best["val_error"],
-            "restarts": runs, "seconds": time.perf_counter() - t0}
+        models.append(model)
+    best = min(range(restarts), key=lambda i: runs[i]["val_error"])
+    return {"task": task, "test_error": runs[best]["test_error"],
+            "val_error": runs[best]["val_error"], "restarts": runs, "model": models[best],
+            "seconds": time.perf_counter() - t0}

@@ -5,7 +5,8 @@ import os
 import pytest
 import torch
 
-from memory_ext import babi
+import memory_ext
+from memory_ext import babi, reference
 from memory_ext.babi_cli import parse_tasks
 from memory_ext.cli import main
 from memory_ext.memn2n import MemN2N, position_encoding, time_indices
@@ -60,7 +61,10 @@ def test_real_files_and_validation_split():
 
 def test_memn2n_shapes_encodings_and_linear_start():
     pe = position_encoding(4, 6)
-    assert pe.shape == (4, 6) and abs(pe[0, 0].item() - ((1 - 1 / 4) - (1 / 6) * (1 - 2 / 4))) < 1e-7
+    # the authors' code's form: 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), j word, k dim
+    assert pe.shape == (4, 6) and abs(pe[0, 0].item() - (1 + 4 * (-2.5) * (-1.5) / 24)) < 1e-6
+    assert abs(pe[3, 5].item() - (1 + 4 * 2.5 * 1.5 / 24)) < 1e-6
+    assert torch.allclose(pe.mean(1), torch.ones(4))
     t = time_indices(torch.tensor([3, 0]), 5)
     assert t[0, :3].tolist() == [2, 1, 0]
     noisy = time_indices(torch.tensor([5]), 5, noise=0.5, generator=torch.Generator().manual_seed(0))
@@ -73,6 +77,18 @@ def test_memn2n_shapes_encodings_and_linear_start():
         out = m(st, n, q, time_indices(n, 5), linear=linear)
         assert out.shape == (2, 12) and torch.isfinite(out).all()
         out.sum().backward()
+    # empty slots are zero keys and values: what is written past count changes nothing
+    n = torch.tensor([3, 0])
+    junk = st.clone()
+    junk[0, 3:] = torch.randint(1, 12, (2, 4))
+    junk[1] = torch.randint(1, 12, (5, 4))
+    t = time_indices(n, 5)
+    assert torch.allclose(m(st, n, q, t), m(junk, n, q, t))
+    # ... but they stay in the softmax with score 0: the read is the fused op on all N slots
+    M, C = m.memories(st, n, t)
+    u0 = m._embed(m.E[0], q)
+    ref_u, _ = reference.slot_read(u0, M, C, torch.full_like(n, 5), 3)
+    assert torch.allclose(m(st, n, q, t), ref_u @ m.E[-1].T, atol=1e-5)
 
 
 def test_parse_tasks():
@@ -92,3 +108,24 @@ def test_cli_babi_writes_json_and_png(model, tmp_path):
     assert res["summary"]["tasks"] == [1] and 0 <= res["tasks"][0]["test_error_pct"] <= 100
     assert res["tasks"][0]["paper_pct"] == 0.0
     assert (tmp_path / f"{model}_errors.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_memnn_time_features_prefer_memories_older_than_the_chosen_one():
+    from memory_ext.memnn import MemNN
+    m = MemNN(vocab_size=6, memory_size=5, d=4)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        m.older_bonus.fill_(2.0)
+        m.Qe[3, -1] = 1.0    # word 3 in a chosen memory: +1 more for older memories
+        m.Ue[1, -1] = 0.5    # question word 1: recency slope 0.5
+    stories = torch.tensor([[[1, 0], [2, 0], [3, 0], [2, 0], [0, 0]]])  # 4 live, ages 3 2 1 0
+    u0, M, Q = m.encode(stories, torch.tensor([4]), torch.tensor([[1, 0]]))
+    assert u0.shape == (1, 4 + 1 + 5) and M.shape == Q.shape == (1, 5, 10)
+    assert torch.allclose((u0[:, None] * M).sum(-1)[0, :4], -0.5 * torch.tensor([3., 2., 1., 0.]))
+    # after choosing slot 2 (age 1, holding word 3): older memories (slots 0, 1) gain 2 + 1
+    u1 = u0 + Q[:, 2]
+    s1 = (u1[:, None] * M).sum(-1)[0, :4]
+    assert torch.allclose(s1, -0.5 * torch.tensor([3., 2., 1., 0.]) + torch.tensor([3., 3., 0., 0.]))
+    idx, scores = memory_ext.slot_read_hard(u0, M, Q, torch.tensor([4]), hops=1)
+    assert idx.tolist() == [[3]]  # the newest memory wins on recency alone
