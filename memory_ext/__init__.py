@@ -16,6 +16,7 @@ from .hash_table import IntHashTable
 from .elastic import ElasticEmbedding
 from .vocab import ElasticVocab
 from .slots import slot_read, slot_read_hard, slot_write_
+from .controller import MemoryTransformerBlock, MNMController, mnm_loss
 
 __version__ = _C.build_info()["version"]
 
@@ -35,6 +36,8 @@ __all__ = [
     "ElasticVocab",
     "IntHashTable",
     "MLPMemory",
+    "MNMController",
+    "MemoryTransformerBlock",
     "TokenTable",
     "build_info",
     "delta_rule",
@@ -43,6 +46,7 @@ __all__ = [
     "mlp_memory_scan",
     "mlp_memory_step",
     "mlp_memory_write",
+    "mnm_loss",
     "slot_read",
     "slot_read_hard",
     "slot_write_",

@@ -70,7 +70,10 @@ def _grad_updates(weights, keys, values, activation):
     need_graph = torch.is_grad_enabled() and any(
         t.requires_grad for t in (*weights, keys, values))
     with torch.enable_grad():
-        ws = [w if w.requires_grad else w.detach().requires_grad_() for w in weights]
+        # d loss / d W with the keys and values held fixed: a fresh alias of W, so that a path
+        # W -> read -> controller -> keys is not counted (a plain W would give the total
+        # derivative when the keys were made from an earlier read of this same W)
+        ws = [w.view_as(w) if w.requires_grad else w.detach().requires_grad_() for w in weights]
         loss = recon_loss(ws, keys, values, activation).sum()
         grads = torch.autograd.grad(loss, ws, create_graph=need_graph)
     return list(grads) if need_graph else [g.detach() for g in grads]

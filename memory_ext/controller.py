@@ -1,0 +1,210 @@
+"""Controllers of the fast-weight MLP memory (Metalearned Neural Memory, Munkhdalai et al. 2019).
+
+MNMController is the paper's model: an LSTM fed [x_t ; r_{t-1}] whose hidden state makes the
+interaction vectors of one memory step per time step. MemoryTransformerBlock makes the keys of a
+whole sequence at once with a causal transformer layer and runs them through mlp_memory_scan.
+Both keep (memory weights, controller state) across calls: a conversation or a long story is
+fed in pieces, with reset() at its start and detach() for truncated back-propagation.
+
+impl="fused" uses the fused ops (mlp_memory_step / mlp_memory_scan); impl="reference" the
+plain-PyTorch oracle (memory_ext.reference), for tests and speed comparisons.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from . import reference
+from .ops import mlp_memory_scan, mlp_memory_step
+
+_IMPLS = ("fused", "reference")
+
+
+class _MemoryHeads(nn.Module):
+    """The memory, its initial weights W_0 (learned, shared by the batch) and the map from
+    controller features to one step's interaction vectors (the part both controllers share).
+
+    features [..., F] -> tanh(W f + b) split into beta' [n_beta] and per head [k_w | v_w | k_r];
+    beta = sigmoid(w . beta' + b) [...]; rule "local": targets[l] = Linear_l(v_w) for l = 1..L;
+    rule "grad": the values v_w."""
+
+    def __init__(self, features: int, widths: Sequence[int], heads: int, rule: str,
+                 activation: str, impl: str, n_beta: int = 8):
+        super().__init__()
+        widths = [int(w) for w in widths]
+        if not 2 <= len(widths) <= 5 or min(widths) < 1:
+            raise ValueError(f"memory_widths must list 2 to 5 positive widths, got {widths}")
+        if rule not in ("local", "grad"):
+            raise ValueError(f"rule must be 'local' or 'grad', got {rule!r}")
+        if impl not in _IMPLS:
+            raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
+        if heads < 1:
+            raise ValueError(f"heads must be >= 1, got {heads}")
+        self.widths, self.heads, self.rule, self.activation, self.impl = widths, heads, rule, activation, impl
+        n0, nL = widths[0], widths[-1]
+        self.n_beta = n_beta
+        self.interact = nn.Linear(features, n_beta + heads * (2 * n0 + nL))
+        self.beta = nn.Linear(n_beta, 1)
+        self.targets = nn.ModuleList([nn.Linear(nL, w) for w in widths[1:]]) if rule == "local" else None
+        self.w0 = nn.ParameterList([
+            nn.Parameter(torch.randn(widths[l + 1], widths[l]) / math.sqrt(widths[l]))
+            for l in range(len(widths) - 1)])
+
+    @property
+    def read_width(self) -> int:
+        return self.heads * self.widths[-1]
+
+    def initial(self, batch: int) -> List[Tensor]:
+        return [w.unsqueeze(0).expand(batch, -1, -1) for w in self.w0]
+
+    def interaction(self, f: Tensor):
+        """f [..., F] -> (k_w [..., H, n0], targets, beta [...], k_r [..., H, n0], v_w [..., H, nL])."""
+        n0, nL, H = self.widths[0], self.widths[-1], self.heads
+        z = torch.tanh(self.interact(f))
+        beta = torch.sigmoid(self.beta(z[..., : self.n_beta])).squeeze(-1)
+        per_head = z[..., self.n_beta:].unflatten(-1, (H, 2 * n0 + nL))
+        k_w, v_w, k_r = per_head.split([n0, nL, n0], -1)
+        targets = v_w if self.rule == "grad" else [m(v_w) for m in self.targets]
+        return k_w, targets, beta, k_r, v_w
+
+    def step(self, W: List[Tensor], f: Tensor):
+        """One write + read from features f [B, F]: (new weights, reads [B, H nL], recon [B])."""
+        k_w, targets, beta, k_r, v_w = self.interaction(f)
+        if self.impl == "fused":
+            W, reads, recon = mlp_memory_step(W, k_w, targets, beta, k_r, rule=self.rule,
+                                              activation=self.activation, recon_values=v_w)
+        else:
+            W, reads, recon = reference.mlp_step(W, k_w, targets, beta, k_r, rule=self.rule,
+                                                 activation=self.activation, recon_values=v_w)
+        return W, reads.flatten(1), recon
+
+    def scan(self, W: List[Tensor], f: Tensor):
+        """T steps from features f [B, T, F]: (reads [B, T, H nL], final weights, recon [B, T])."""
+        k_w, targets, beta, k_r, v_w = self.interaction(f)
+        if self.impl == "fused":
+            reads, W, recon = mlp_memory_scan(W, k_w, targets, beta, k_r, rule=self.rule,
+                                              activation=self.activation, recon_values=v_w)
+        else:
+            reads, W, recon = reference.mlp_scan(W, k_w, targets, beta, k_r, rule=self.rule,
+                                                 activation=self.activation, recon_values=v_w)
+        return reads.flatten(2), W, recon
+
+
+class _Stateful(nn.Module):
+    """State handling shared by the controllers: `state` holds tensors carried across calls."""
+
+    state: Optional[dict]
+
+    def reset(self) -> None:
+        """Forget everything: the next call starts from W_0 and a zero controller state."""
+        self.state = None
+
+    def detach(self) -> None:
+        """Cut the autograd history of the carried state (truncated back-propagation)."""
+        if self.state is not None:
+            self.state = {k: ([t.detach() for t in v] if isinstance(v, list) else v.detach())
+                          for k, v in self.state.items()}
+
+    def _check_batch(self, B: int) -> None:
+        if self.state is not None and self.state["reads"].shape[0] != B:
+            raise ValueError(f"x has batch {B} but the carried state has batch "
+                             f"{self.state['reads'].shape[0]}; call reset() first")
+
+
+class MNMController(_Stateful):
+    """Metalearned Neural Memory: LSTM controller + fast-weight MLP memory, one fused
+    mlp_memory_step per time step.
+
+    Args:
+        input_size: width of x_t
+        hidden_size: LSTM width
+        output_size: width of the output Linear([h ; read])
+        memory_widths: [n_0, ..., n_L] of the memory MLP
+        heads: write / read heads per step (H)
+        rule: "local" (targets from a learned linear map of v_w, one per layer) or "grad"
+        activation: hidden activation of the memory MLP
+        impl: "fused" or "reference" (the eager oracle, same parameters and results)
+
+    forward(x [B, T, input_size]) -> (y [B, T, output_size], recon [B, T]); the state (memory
+    weights [B, n_{l+1}, n_l] per layer, LSTM (h, c), last read) carries over to the next call.
+
+    Examples:
+        >>> import torch, memory_ext
+        >>> ctl = memory_ext.MNMController(10, 32, 5, memory_widths=[16, 32, 16])
+        >>> y, recon = ctl(torch.randn(2, 7, 10))
+        >>> y.shape, recon.shape
+        (torch.Size([2, 7, 5]), torch.Size([2, 7]))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, *,
+                 memory_widths: Sequence[int] = (32, 64, 32), heads: int = 1, rule: str = "local",
+                 activation: str = "tanh", impl: str = "fused"):
+        super().__init__()
+        self.memory = _MemoryHeads(hidden_size, memory_widths, heads, rule, activation, impl)
+        self.input_size = input_size
+        self.lstm = nn.LSTMCell(input_size + self.memory.read_width, hidden_size)
+        self.out = nn.Linear(hidden_size + self.memory.read_width, output_size)
+        self.state = None
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must be [B, T, {self.input_size}], got {tuple(x.shape)}")
+        B, T = x.shape[:2]
+        self._check_batch(B)
+        if self.state is None:
+            h = x.new_zeros(B, self.lstm.hidden_size)
+            st = {"W": self.memory.initial(B), "h": h, "c": h, "reads": x.new_zeros(B, self.memory.read_width)}
+        else:
+            st = dict(self.state)
+        W, h, c, reads = st["W"], st["h"], st["c"], st["reads"]
+        ys, recons = [], []
+        for t in range(T):
+            h, c = self.lstm(torch.cat([x[:, t], reads], -1), (h, c))
+            W, reads, recon = self.memory.step(W, h)
+            ys.append(self.out(torch.cat([h, reads], -1)))
+            recons.append(recon)
+        self.state = {"W": W, "h": h, "c": c, "reads": reads}
+        if T == 0:
+            return x.new_zeros(B, 0, self.out.out_features), x.new_zeros(B, 0)
+        return torch.stack(ys, 1), torch.stack(recons, 1)
+
+
+class MemoryTransformerBlock(_Stateful):
+    """A causal transformer layer makes every step's interaction vectors of a sequence at once;
+    one mlp_memory_scan writes and reads them all; output Linear([h ; read]).
+
+    forward(x [B, T, d_model]) -> (y [B, T, output_size], recon [B, T]). The memory weights
+    carry over to the next call (the attention sees only the current call's tokens).
+    """
+
+    def __init__(self, d_model: int, output_size: int, *, nhead: int = 4,
+                 memory_widths: Sequence[int] = (32, 64, 32), heads: int = 1,
+                 rule: str = "local", activation: str = "tanh", impl: str = "fused",
+                 dim_feedforward: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward or 4 * d_model,
+                                                dropout, batch_first=True)
+        self.memory = _MemoryHeads(d_model, memory_widths, heads, rule, activation, impl)
+        self.out = nn.Linear(d_model + self.memory.read_width, output_size)
+        self.d_model = d_model
+        self.state = None
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must be [B, T, {self.d_model}], got {tuple(x.shape)}")
+        B, T = x.shape[:2]
+        self._check_batch(B)
+        mask = nn.Transformer.generate_square_subsequent_mask(T, device=x.device, dtype=x.dtype)
+        h = self.layer(x, src_mask=mask, is_causal=True)
+        W = self.memory.initial(B) if self.state is None else self.state["W"]
+        reads, W, recon = self.memory.scan(W, h)
+        self.state = {"W": W, "reads": reads[:, -1] if T else x.new_zeros(B, self.memory.read_width)}
+        return self.out(torch.cat([h, reads], -1)), recon
+
+
+def mnm_loss(task_loss: Tensor, recon: Tensor, lam: float = 0.1) -> Tensor:
+    """task loss + lambda * mean reconstruction loss (recon [B, T] from a controller)."""
+    return task_loss + lam * recon.mean()
