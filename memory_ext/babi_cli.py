@@ -24,12 +24,16 @@ def parse_tasks(spec: str) -> List[int]:
     return sorted(out)
 
 
+DEFAULT_EPOCHS = {"memn2n": 100, "memnn": 60, "mnm": 20}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=["memn2n", "memnn"], default="memn2n")
+    p.add_argument("--model", choices=["memn2n", "memnn", "mnm"], default="memn2n")
     p.add_argument("--tasks", default="1-20", help="e.g. 1-20, 1,2,3 (default 1-20)")
     p.add_argument("--data", required=True, help="a tasks_1-20_v1-2-style folder (holding en/, en-10k/)")
     p.add_argument("--split", choices=["en", "en-10k"], default="en")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default: memn2n 100, memnn 60, mnm 20")
     p.add_argument("--linear-start-epochs", type=int, default=20,
                    help="memn2n: epochs with the softmax removed before --epochs (0: off)")
     p.add_argument("--restarts", type=int, default=1, help="models per task; the best on validation is kept")
@@ -70,6 +74,8 @@ def run(args: argparse.Namespace) -> Dict:
     from .babi_train import PAPER_MEMN2N_PE_LS_RN, train_memn2n
     from .memnn import PAPER_MEMNN_STRONG, train_memnn
 
+    if args.epochs is None:
+        args.epochs = DEFAULT_EPOCHS[args.model]
     for name, low in (("epochs", 1), ("restarts", 1), ("linear_start_epochs", 0)):
         if getattr(args, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
@@ -82,6 +88,12 @@ def run(args: argparse.Namespace) -> Dict:
                                             restarts=args.restarts, seed=args.seed,
                                             linear_start_epochs=args.linear_start_epochs,
                                             progress=bar.update)
+    elif args.model == "mnm":
+        from .mnm_babi import train_mnm
+        paper, paper_name = {}, "MNM (no paper column: one model per task here)"
+        train = lambda t, bar: train_mnm(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
+                                         restarts=args.restarts, seed=args.seed,
+                                         progress=bar.update)
     else:
         paper, paper_name = PAPER_MEMNN_STRONG, "MemNN strong supervision (paper)"
         train = lambda t, bar: train_memnn(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731

@@ -1,0 +1,62 @@
+"""Benchmark case of a training step of the MNM controller (LSTM + fast-weight MLP memory):
+the same model and parameters with the fused memory step against the eager reference memory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+
+from ..controller import MNMController
+
+
+@dataclass(frozen=True)
+class ControllerCase:
+    B: int
+    T: int
+    hidden: int
+    widths: Tuple[int, ...]
+    rule: str = "local"
+    modes: Sequence[str] = ("fwd+bwd",)
+    op_name: str = "mnm_train_step"
+
+    def label(self) -> str:
+        return (f"B={self.B} T={self.T} lstm={self.hidden} memory={list(self.widths)} "
+                f"rule={self.rule}")
+
+    def forward_flops(self) -> float:
+        """About: LSTM 8 h (x + r + h) per step; memory step (local rule) ~ 8 sum n_l n_(l+1)
+        (forward, update, read); output 2 (h + r) V. Per row and step."""
+        w = self.widths
+        mem = 8 * sum(a * b for a, b in zip(w[:-1], w[1:]))
+        lstm = 8 * self.hidden * (self.hidden + w[0] + w[-1])
+        out = 2 * (self.hidden + w[-1]) * w[0]
+        return float(self.B * self.T * (mem + lstm + out))
+
+    def make_inputs(self, device: str, requires_grad: bool) -> Dict:
+        torch.manual_seed(0)
+        ctl = MNMController(self.widths[0], self.hidden, self.widths[0], memory_widths=self.widths,
+                            rule=self.rule).to(device)
+        x = torch.randn(self.B, self.T, self.widths[0], device=device, requires_grad=requires_grad)
+        return dict(ctl=ctl, x=x)
+
+    def leaves(self, i: Dict) -> List[torch.Tensor]:
+        return [i["x"], *i["ctl"].parameters()]
+
+    def loss(self, outputs) -> torch.Tensor:
+        y, recon = outputs
+        return y.square().mean() + 0.1 * recon.mean()
+
+    def implementations(self, device: str = "cpu") -> Dict[str, Callable[[Dict], tuple]]:
+        def with_impl(impl: str):
+            def run(i: Dict):
+                ctl = i["ctl"]
+                ctl.memory.impl = impl
+                ctl.reset()
+                return ctl(i["x"])
+            return run
+        return {"fused": with_impl("fused"), "eager": with_impl("reference")}
+
+
+QUICK = [ControllerCase(32, 20, 64, (32, 64, 32))]
+FULL = QUICK + [ControllerCase(32, 50, 128, (64, 128, 64)), ControllerCase(32, 20, 64, (32, 64, 32), "grad")]

@@ -1,0 +1,122 @@
+"""Metalearned Neural Memory on bAbI (`memory-ext babi --model mnm`): the MNM controller reads a
+story one sentence per time step (each sentence a position-encoded bag of words), then the
+question, and answers from its output at the question step. Every step is one fused memory
+step (write, then read); the loss is the answer's cross-entropy plus lambda * mean recon."""
+from __future__ import annotations
+
+import time
+from typing import Dict, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from . import babi
+from .controller import MNMController, mnm_loss
+from .memn2n import position_encoding
+
+
+class MNMReader(nn.Module):
+    """forward(stories [B, N, J], counts [B], queries [B, J]) -> (logits [B, V], recon [B, T]).
+
+    The story's live sentences are right-aligned so every row's question is the last step
+    (T = N + 1); rows of a batch should have similar counts (see `length_batches`). Each step's
+    input is [sentence vector (d) ; 1 at the question step]."""
+
+    def __init__(self, vocab_size: int, sentence_len: int, d: int = 64, hidden: int = 128,
+                 memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused"):
+        super().__init__()
+        self.E = nn.Embedding(vocab_size, d, padding_idx=0)
+        self.register_buffer("pe", position_encoding(sentence_len, d))
+        self.controller = MNMController(d + 1, hidden, vocab_size, memory_widths=memory_widths,
+                                        rule=rule, impl=impl)
+
+    def _sentences(self, words: Tensor) -> Tensor:
+        return (self.E(words) * self.pe).sum(-2)
+
+    def forward(self, stories: Tensor, counts: Tensor, queries: Tensor):
+        B, N = stories.shape[:2]
+        # right-align: step t of row b holds sentence t - (N - count_b) (or nothing before it)
+        t = torch.arange(N, device=stories.device)[None, :]
+        src = t - (N - counts[:, None])
+        live = src >= 0
+        rows = torch.arange(B, device=stories.device)[:, None]
+        aligned = stories[rows, src.clamp(min=0)] * live[..., None]
+        x = torch.cat([self._sentences(aligned), self._sentences(queries)[:, None]], 1)
+        flag = torch.zeros(B, N + 1, 1, dtype=x.dtype, device=x.device)
+        flag[:, -1] = 1
+        self.controller.reset()
+        y, recon = self.controller(torch.cat([x, flag], -1))
+        return y[:, -1], recon
+
+
+def length_batches(counts: Tensor, batch_size: int, g: torch.Generator) -> Iterator[Tensor]:
+    """Batches of example indices with similar story lengths, in random order."""
+    order = torch.randperm(counts.numel(), generator=g)
+    order = order[torch.sort(counts[order], stable=True).indices]
+    batches = list(order.split(batch_size))
+    for i in torch.randperm(len(batches), generator=g).tolist():
+        yield batches[i]
+
+
+def _trim(data: babi.Batchable, idx: Tensor):
+    """The rows idx with the slot axis cut to their longest story."""
+    n = int(data.counts[idx].max().clamp(min=1))
+    return data.stories[idx, :n], data.counts[idx], data.queries[idx], data.answers[idx]
+
+
+def evaluate(model: MNMReader, data: babi.Batchable, batch_size: int = 256) -> float:
+    """Answer error rate over `data`."""
+    wrong = 0
+    with torch.no_grad():
+        order = torch.sort(data.counts, stable=True).indices
+        for idx in order.split(batch_size):
+            st, n, q, a = _trim(data, idx)
+            wrong += int((model(st, n, q)[0].argmax(-1) != a).sum())
+    return wrong / max(1, data.answers.numel())
+
+
+def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 20,
+              restarts: int = 1, seed: int = 0, memory_size: int = 50, batch_size: int = 32,
+              lr: float = 1e-3, recon_weight: float = 0.1, d: int = 64, hidden: int = 128,
+              memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused",
+              progress=None) -> Dict:
+    """Single-task MNM training with Adam; keeps the epoch and restart with the lowest
+    validation error. Returns test / validation error, wall time and per-restart figures."""
+    t0 = time.perf_counter()
+    train, test = babi.load_task(data_dir, task, split)
+    train, val = babi.split_validation(train, 0.1, seed)
+    every = train + val + test
+    vocab = babi.Vocab(every)
+    J = max(max(len(s) for e in every for s in e.story), max(len(e.question) for e in every))
+    N = max(1, min(memory_size, max(len(e.story) for e in every)))
+    tr, va, te = (babi.vectorize(ex, vocab, N, J) for ex in (train, val, test))
+    runs, models = [], []
+    for r in range(restarts):
+        torch.manual_seed(seed * 7919 + task * 101 + r)
+        g = torch.Generator().manual_seed(seed * 7919 + task * 101 + r)
+        model = MNMReader(len(vocab), J, d, hidden, memory_widths, rule, impl)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        best = {"val_error": 2.0}
+        for epoch in range(1, epochs + 1):
+            model.train()
+            for idx in length_batches(tr.counts, batch_size, g):
+                st, n, q, a = _trim(tr, idx)
+                logits, recon = model(st, n, q)
+                loss = mnm_loss(nn.functional.cross_entropy(logits, a), recon, recon_weight)
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+            model.eval()
+            val_err = evaluate(model, va)
+            if val_err < best["val_error"]:
+                best = {"val_error": val_err, "test_error": evaluate(model, te), "epoch": epoch,
+                        "state": {k: v.clone() for k, v in model.state_dict().items()}}
+            if progress is not None:
+                progress(1)
+        model.load_state_dict(best.pop("state"))
+        runs.append(best)
+        models.append(model)
+    i = min(range(restarts), key=lambda j: runs[j]["val_error"])
+    return {"task": task, "test_error": runs[i]["test_error"], "val_error": runs[i]["val_error"],
+            "restarts": runs, "model": models[i], "seconds": time.perf_counter() - t0}
