@@ -39,10 +39,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--out", default="bench-out", help="output folder of --sweep (default bench-out)")
     b.add_argument("--ops", help="comma list of ops to run: mlp_memory_step,mlp_memory_scan,delta_rule,delta_rule_step,slot_read,mnm_train_step,vocab (default all)")
     b.set_defaults(func=_bench)
-    bb = sub.add_parser("babi", help="train and test MemN2N / MemNN on the bAbI tasks, one model per task")
+    bb = sub.add_parser("babi", help="train and test MemN2N / MemNN / MNM on the bAbI tasks, one model per task")
     from .babi_cli import add_arguments
     add_arguments(bb)
     bb.set_defaults(func=_babi)
+    from .chat_cli import add_arguments as add_chat_arguments
+    add_chat_arguments(sub)
     i = sub.add_parser("info", help="print how the compiled core was built")
     i.set_defaults(func=_info)
     args = p.parse_args(argv)

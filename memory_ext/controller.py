@@ -81,9 +81,12 @@ class _MemoryHeads(nn.Module):
                                                  activation=self.activation, recon_values=v_w)
         return W, reads.flatten(1), recon
 
-    def scan(self, W: List[Tensor], f: Tensor):
-        """T steps from features f [B, T, F]: (reads [B, T, H nL], final weights, recon [B, T])."""
+    def scan(self, W: List[Tensor], f: Tensor, mask: Optional[Tensor] = None):
+        """T steps from features f [B, T, F]: (reads [B, T, H nL], final weights, recon [B, T]).
+        mask [B, T] bool: steps where it is False write nothing (beta 0)."""
         k_w, targets, beta, k_r, v_w = self.interaction(f)
+        if mask is not None:
+            beta = beta * mask.to(beta.dtype)
         if self.impl == "fused":
             reads, W, recon = mlp_memory_scan(W, k_w, targets, beta, k_r, rule=self.rule,
                                               activation=self.activation, recon_values=v_w)
@@ -176,8 +179,9 @@ class MemoryTransformerBlock(_Stateful):
     """A causal transformer layer makes every step's interaction vectors of a sequence at once;
     one mlp_memory_scan writes and reads them all; output Linear([h ; read]).
 
-    forward(x [B, T, d_model]) -> (y [B, T, output_size], recon [B, T]). The memory weights
-    carry over to the next call (the attention sees only the current call's tokens).
+    forward(x [B, T, d_model], mask [B, T] bool or None) -> (y [B, T, output_size],
+    recon [B, T]). Steps where mask is False (padding) write nothing. The memory weights carry
+    over to the next call (the attention sees only the current call's tokens).
     """
 
     def __init__(self, d_model: int, output_size: int, *, nhead: int = 4,
@@ -192,15 +196,18 @@ class MemoryTransformerBlock(_Stateful):
         self.d_model = d_model
         self.state = None
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must be [B, T, {self.d_model}], got {tuple(x.shape)}")
         B, T = x.shape[:2]
+        if mask is not None and (mask.shape != (B, T) or mask.dtype != torch.bool):
+            raise ValueError(f"mask must be a bool tensor [B, T] = [{B}, {T}], got "
+                             f"{mask.dtype} {tuple(mask.shape)}")
         self._check_batch(B)
-        mask = nn.Transformer.generate_square_subsequent_mask(T, device=x.device, dtype=x.dtype)
-        h = self.layer(x, src_mask=mask, is_causal=True)
+        causal = nn.Transformer.generate_square_subsequent_mask(T, device=x.device, dtype=x.dtype)
+        h = self.layer(x, src_mask=causal, is_causal=True)
         W = self.memory.initial(B) if self.state is None else self.state["W"]
-        reads, W, recon = self.memory.scan(W, h)
+        reads, W, recon = self.memory.scan(W, h, mask)
         self.state = {"W": W, "reads": reads[:, -1] if T else x.new_zeros(B, self.memory.read_width)}
         return self.out(torch.cat([h, reads], -1)), recon
 

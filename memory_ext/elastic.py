@@ -30,7 +30,8 @@ class ElasticEmbedding(nn.Module):
         bias: an output bias [capacity]
         init_std: std of the initial rows; noise: std added to the mean for new rows
         growth: capacity factor when it must grow (> 1)
-        seed: seeds the initial rows and the noise of new rows (the same calls give the same rows)
+        seed: seeds the initial rows and the noise of new rows (a batch of new rows: by the seed
+            and its first id, so the same ids get the same rows in every process)
 
     Shapes: forward(ids [*]) -> [*, D]; logits(h [*, D]) -> [*, size].
 
@@ -191,7 +192,9 @@ class ElasticEmbedding(nn.Module):
     def _init_rows(self, rows: Tensor) -> None:
         """New rows = mean of the live rows + noise; zero optimizer state; mark live."""
         n_live = max(1, self.num_live)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self._grow_calls)
+        # seeded by the first new id, not by a call count: processes that agree on the ids
+        # (ElasticVocab.sync) make the same rows whatever each grew before
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(rows.min()) if rows.numel() else 0)
         self._grow_calls += 1
         for name, p in self._params().items():
             mean = (self._row_sums[name] / n_live).to(p.dtype)

@@ -36,7 +36,8 @@ class ElasticVocab(nn.Module):
     Args:
         embedding_dim: D
         capacity: initial embedding rows (grows geometrically past it)
-        tied, bias, seed, device: as in ElasticEmbedding
+        tied, bias, init_std, noise, seed, device: as in ElasticEmbedding (a chatbot that must
+            say a new word back wants noise of the order of the rows' size: new words distinct)
 
     Examples:
         >>> import memory_ext
@@ -47,12 +48,14 @@ class ElasticVocab(nn.Module):
     """
 
     def __init__(self, embedding_dim: int, *, capacity: int = 1024, tied: bool = True,
-                 bias: bool = False, seed: int = 0, device=None):
+                 bias: bool = False, init_std: float = 0.02, noise: float = 1e-3, seed: int = 0,
+                 device=None):
         super().__init__()
         self.table = TokenTable()
         self.table.add(list(SPECIALS))
         self.embedding = ElasticEmbedding(len(SPECIALS), embedding_dim, capacity=capacity,
-                                          tied=tied, bias=bias, seed=seed, device=device)
+                                          tied=tied, bias=bias, init_std=init_std, noise=noise,
+                                          seed=seed, device=device)
         self._pending: List[str] = []  # tokens this rank inserted since the last sync()
         self._counts_at_sync = self.table.counts()  # what every rank agreed on at the last sync
 

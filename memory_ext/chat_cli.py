@@ -1,0 +1,196 @@
+"""`memory-ext train-chat`, `memory-ext chat` and `memory-ext eval-chat`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, Iterable, List, Optional, TextIO
+
+HELP = "commands: /save PATH, /load PATH, /forget, /vocab, /help, /quit"
+MAX_LINE = 2000  # characters of a user line kept (the model keeps its last max_len tokens)
+
+
+def _default_chat_dir() -> Optional[str]:
+    here = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "chat"))
+    return here if os.path.isdir(here) else None
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="chatbot.pt", help="checkpoint path (written every epoch)")
+    p.add_argument("--conversations", type=int, default=4000, help="training conversations")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=None, help="folder of dialogue pair files (*.json lines); "
+                   "default ../shared/data/chat when it exists")
+    p.add_argument("--impl", choices=["fused", "reference"], default="fused")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--eval", type=int, default=100, help="held-out conversations evaluated every epoch (0: none)")
+
+
+def run_train(args: argparse.Namespace) -> Dict:
+    import torch
+    from tqdm import tqdm
+
+    from . import distributed
+    from .chat import MemoryChatbot
+    from .chat_train import eval_recall, plot_losses, train_chat
+    from .dialogues import DialogueGenerator, load_chat_dir
+
+    for name in ("conversations", "epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ddp = distributed.ChatDDP.from_env()
+    rank = 0 if ddp is None else ddp.rank
+    pairs = load_chat_dir(args.data or _default_chat_dir())
+    convs = DialogueGenerator(pairs, "train", seed=args.seed).conversations(args.conversations)
+    if ddp is not None:
+        convs = convs[rank::ddp.world]
+    held = DialogueGenerator(pairs, "heldout", seed=args.seed + 1).conversations(args.eval) if args.eval else []
+    bot = MemoryChatbot(impl=args.impl, seed=args.seed)
+    if ddp is not None:
+        ddp.wrap(bot)
+    steps = args.epochs * ((len(convs) + args.batch_size - 1) // args.batch_size)
+    log: List[Dict] = []
+
+    def on_epoch(epoch, losses):
+        rec = eval_recall(bot, held) if held else None
+        entry = {"epoch": epoch, "loss": sum(losses[-50:]) / len(losses[-50:]),
+                 "vocab": len(bot.vocab), "recall": None if rec is None else rec["accuracy"]}
+        log.append(entry)
+        if rank == 0:
+            bot.save(args.out, with_memory=False)
+            tqdm.write(json.dumps(entry))
+
+    with tqdm(total=steps, desc="train-chat", disable=rank != 0) as bar:
+        res = train_chat(bot, convs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed, progress=bar.update, on_epoch=on_epoch, ddp_step=ddp)
+    out = {"epochs": log, "seconds": res["seconds"], "vocab": len(bot.vocab),
+           "world_size": 1 if ddp is None else ddp.world}
+    if rank == 0:
+        png = plot_losses(res["losses"], os.path.splitext(args.out)[0] + "_loss.png")
+        with open(os.path.splitext(args.out)[0] + "_train.json", "w") as f:
+            json.dump({**out, "losses": res["losses"]}, f)
+        print(f"saved {args.out}" + (f", {png}" if png else "") + f"; {res['seconds'] / 60:.1f} min",
+              flush=True)
+    if ddp is not None:
+        out["param_checksum"] = ddp.checksum(bot)
+        ddp.close()
+    return out
+
+
+def _load(path: Optional[str], **kw):
+    from .chat import MemoryChatbot, default_checkpoint
+    path = path or default_checkpoint()
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no chatbot checkpoint at {path} (train one with `memory-ext train-chat`)")
+    return MemoryChatbot.load(path, **kw)
+
+
+def chat_session(bot, lines: Iterable[str], out: TextIO, prompt: str = "") -> object:
+    """Feed user lines to the bot; slash commands act on it. Returns the (possibly reloaded)
+    bot. Nothing a user types raises: a failing command prints why and the chat goes on."""
+    from .chat import MemoryChatbot
+    for raw in lines:
+        line = raw.rstrip("\n")[:MAX_LINE]
+        if prompt:
+            out.write(prompt + line + "\n")
+        cmd, _, arg = line.strip().partition(" ")
+        try:
+            if cmd == "/quit":
+                break
+            if cmd == "/help":
+                out.write(HELP + "\n")
+            elif cmd == "/forget":
+                bot.forget()
+                out.write("(memory cleared)\n")
+            elif cmd == "/vocab":
+                out.write(f"(vocabulary: {len(bot.vocab)} words)\n")
+            elif cmd == "/save":
+                if not arg.strip():
+                    raise ValueError("/save needs a PATH")
+                bot.save(arg.strip())
+                out.write(f"(saved to {arg.strip()})\n")
+            elif cmd == "/load":
+                if not arg.strip():
+                    raise ValueError("/load needs a PATH")
+                bot = MemoryChatbot.load(arg.strip(), impl=bot.encoder.memory.impl, remember=bot.remember)
+                out.write(f"(loaded {arg.strip()})\n")
+            elif cmd.startswith("/"):
+                out.write(f"(unknown command {cmd}; {HELP})\n")
+            elif not line.strip():
+                out.write("...\n")
+            else:
+                out.write(bot.respond(line) + "\n")
+        except (OSError, ValueError) as e:
+            out.write(f"(error: {e})\n")
+        out.flush()
+    return bot
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    bot = _load(args.checkpoint, impl=args.impl, remember=not args.no_memory)
+    if args.script:
+        with open(args.script, encoding="utf-8", errors="replace") as f:
+            chat_session(bot, f.readlines(), sys.stdout, prompt="> ")
+        return 0
+    print(f"memory-ext chat ({HELP}); Ctrl-D to leave", flush=True)
+
+    def typed():
+        while True:
+            try:
+                yield input("> ")
+            except EOFError:
+                return
+    chat_session(bot, typed(), sys.stdout)
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> Dict:
+    import time
+
+    from .chat_train import eval_recall
+    from .dialogues import DialogueGenerator, load_chat_dir
+
+    pairs = load_chat_dir(args.data or _default_chat_dir())
+    convs = DialogueGenerator(pairs, "heldout", distractors=(1, 3),
+                              seed=args.seed).conversations(args.conversations)
+    rows = {}
+    for name, kw in (("memory (fused ops)", dict(impl="fused")),
+                     ("no memory (reset every turn)", dict(impl="fused", remember=False)),
+                     ("memory (eager reference ops)", dict(impl="reference"))):
+        bot = _load(args.checkpoint, **kw)
+        t0 = time.perf_counter()
+        r = eval_recall(bot, convs)
+        r["seconds"] = time.perf_counter() - t0
+        rows[name] = r
+        print(f"{name:30s} recall {100 * r['accuracy']:5.1f}%  " + "  ".join(
+            f"{k} {100 * v:.0f}%" for k, v in r["per_fact"].items()) + f"  ({r['asked']} questions, "
+            f"{r['seconds']:.1f} s)", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return rows
+
+
+def add_arguments(sub) -> None:
+    t = sub.add_parser("train-chat", help="train the memory chatbot on synthetic conversations")
+    add_train_arguments(t)
+    t.set_defaults(func=lambda a: (run_train(a), 0)[1])
+    c = sub.add_parser("chat", help="talk to the memory chatbot (its memory persists across turns)")
+    c.add_argument("--checkpoint", default=None, help="default: the checkpoint shipped in the package")
+    c.add_argument("--script", default=None, help="a file of user lines: print the replies and exit")
+    c.add_argument("--impl", choices=["fused", "reference"], default="fused")
+    c.add_argument("--no-memory", action="store_true", help="reset the memory every turn (ablation)")
+    c.set_defaults(func=run_chat)
+    e = sub.add_parser("eval-chat", help="recall of facts told earlier in held-out conversations")
+    e.add_argument("--checkpoint", default=None)
+    e.add_argument("--conversations", type=int, default=500)
+    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--data", default=None)
+    e.add_argument("--json", default=None, help="also save the figures as JSON")
+    e.set_defaults(func=lambda a: (run_eval(a), 0)[1])
