@@ -63,6 +63,7 @@ class CMakeBuild(build_ext):
 setup(
     version=VERSION,
     packages=["memory_ext", "memory_ext.bench"],
+    package_data={"memory_ext": ["data/*.pt"]},  # the small chatbot checkpoint `memory-ext chat` uses
     ext_modules=[CMakeExtension("memory_ext._C")],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,

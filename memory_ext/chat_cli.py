@@ -18,10 +18,10 @@ def _default_chat_dir() -> Optional[str]:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="chatbot.pt", help="checkpoint path (written every epoch)")
-    p.add_argument("--conversations", type=int, default=4000, help="training conversations")
+    p.add_argument("--conversations", type=int, default=3000, help="training conversations")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None, help="folder of dialogue pair files (*.json lines); "
                    "default ../shared/data/chat when it exists")

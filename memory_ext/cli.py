@@ -37,7 +37,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--sweep", choices=["T", "d", "B"],
                    help="time each op over a range of T, width d or batch B; JSON + PNG plots in --out")
     b.add_argument("--out", default="bench-out", help="output folder of --sweep (default bench-out)")
-    b.add_argument("--ops", help="comma list of ops to run: mlp_memory_step,mlp_memory_scan,delta_rule,delta_rule_step,slot_read,mnm_train_step,vocab (default all)")
+    b.add_argument("--ops", help="comma list of ops to run: mlp_memory_step,mlp_memory_scan,delta_rule,delta_rule_step,slot_read,mnm_train_step,chat_train_step,vocab (default all)")
     b.set_defaults(func=_bench)
     bb = sub.add_parser("babi", help="train and test MemN2N / MemNN / MNM on the bAbI tasks, one model per task")
     from .babi_cli import add_arguments

@@ -152,10 +152,15 @@ class MNMController(_Stateful):
         self.out = nn.Linear(hidden_size + self.memory.read_width, output_size)
         self.state = None
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """x [B, T, input_size]; mask [B, T] bool or None: at steps where it is False the row
+        keeps its state (no LSTM update, no write; y and recon are 0 there)."""
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"x must be [B, T, {self.input_size}], got {tuple(x.shape)}")
         B, T = x.shape[:2]
+        if mask is not None and (mask.shape != (B, T) or mask.dtype != torch.bool):
+            raise ValueError(f"mask must be a bool tensor [B, T] = [{B}, {T}], got "
+                             f"{mask.dtype} {tuple(mask.shape)}")
         self._check_batch(B)
         if self.state is None:
             h = x.new_zeros(B, self.lstm.hidden_size)
@@ -165,9 +170,16 @@ class MNMController(_Stateful):
         W, h, c, reads = st["W"], st["h"], st["c"], st["reads"]
         ys, recons = [], []
         for t in range(T):
-            h, c = self.lstm(torch.cat([x[:, t], reads], -1), (h, c))
-            W, reads, recon = self.memory.step(W, h)
-            ys.append(self.out(torch.cat([h, reads], -1)))
+            h1, c1 = self.lstm(torch.cat([x[:, t], reads], -1), (h, c))
+            W1, reads1, recon = self.memory.step(W, h1)
+            y = self.out(torch.cat([h1, reads1], -1))
+            if mask is not None:
+                m = mask[:, t, None]
+                h1, c1, reads1 = (torch.where(m, a, b) for a, b in ((h1, h), (c1, c), (reads1, reads)))
+                W1 = [torch.where(m[:, :, None], a, b) for a, b in zip(W1, W)]
+                y, recon = y * m, recon * m[:, 0]
+            h, c, W, reads = h1, c1, W1, reads1
+            ys.append(y)
             recons.append(recon)
         self.state = {"W": W, "h": h, "c": c, "reads": reads}
         if T == 0:

@@ -19,8 +19,9 @@ class MNMReader(nn.Module):
     """forward(stories [B, N, J], counts [B], queries [B, J]) -> (logits [B, V], recon [B, T]).
 
     The story's live sentences are right-aligned so every row's question is the last step
-    (T = N + 1); rows of a batch should have similar counts (see `length_batches`). Each step's
-    input is [sentence vector (d) ; 1 at the question step]."""
+    (T = N + 1); the padding steps before them are masked (no state change), so a row's answer
+    does not depend on the batch it is in. Each step's input is [sentence vector (d) ; 1 at the
+    question step]."""
 
     def __init__(self, vocab_size: int, sentence_len: int, d: int = 64, hidden: int = 128,
                  memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused"):
@@ -45,7 +46,8 @@ class MNMReader(nn.Module):
         flag = torch.zeros(B, N + 1, 1, dtype=x.dtype, device=x.device)
         flag[:, -1] = 1
         self.controller.reset()
-        y, recon = self.controller(torch.cat([x, flag], -1))
+        steps = torch.cat([live, torch.ones_like(live[:, :1])], 1)  # padding steps do nothing
+        y, recon = self.controller(torch.cat([x, flag], -1), steps)
         return y[:, -1], recon
 
 

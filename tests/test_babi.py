@@ -145,6 +145,9 @@ def test_mnm_reader_right_aligns_stories_and_matches_the_reference_memory():
     junk[1, 2:] = torch.randint(1, 15, (3, 4))
     junk[2] = torch.randint(1, 15, (5, 4))
     torch.testing.assert_close(m(junk, n, q)[0], logits)
+    # padding steps are masked: a row's answer does not depend on the batch's longest story
+    alone, _ = m(st[1:2, :2], n[1:2], q[1:2])
+    torch.testing.assert_close(alone, logits[1:2], rtol=1e-10, atol=1e-10)
     m.controller.memory.impl = "reference"
     torch.testing.assert_close(m(st, n, q)[0], logits, rtol=1e-10, atol=1e-10)
     g = torch.Generator().manual_seed(0)

@@ -139,3 +139,17 @@ def test_reference_grad_write_is_the_partial_derivative():
     torch.testing.assert_close(new[0], held[0], rtol=1e-12, atol=1e-12)
     fused = memory_ext.mlp_memory_write(W, keys, v, beta, rule="grad")
     torch.testing.assert_close(fused[0], new[0], rtol=1e-12, atol=1e-12)
+
+
+def test_masked_steps_leave_the_state_alone():
+    torch.manual_seed(6)
+    ctl = MNMController(4, 8, 3, memory_widths=[6, 6]).double()
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    mask = torch.tensor([[True] * 5, [False, False, True, True, True]])
+    y, recon = ctl(x, mask)
+    ctl.reset()
+    y1, _ = ctl(x[1:, 2:])
+    torch.testing.assert_close(y[1, 2:], y1[0], rtol=1e-12, atol=1e-12)
+    assert (y[1, :2] == 0).all() and (recon[1, :2] == 0).all()
+    with pytest.raises(ValueError, match="mask must be a bool tensor"):
+        ctl(x, mask.long())

@@ -58,6 +58,45 @@ class ControllerCase:
         return {"fused": with_impl("fused"), "eager": with_impl("reference")}
 
 
+@dataclass(frozen=True)
+class ChatStepCase:
+    """A train-chat step: B whole synthetic conversations through MemoryChatbot (default
+    config: d 64, memory 64-128-64, one mlp_memory_scan per turn), fused vs eager memory."""
+    B: int = 32
+    modes: Sequence[str] = ("fwd+bwd",)
+    op_name: str = "chat_train_step"
+
+    def label(self) -> str:
+        return f"B={self.B} conversations, MemoryChatbot default config"
+
+    def forward_flops(self):
+        return None  # many small ops of several kinds: only the times are compared
+
+    def make_inputs(self, device: str, requires_grad: bool) -> Dict:
+        from ..chat import MemoryChatbot
+        from ..chat_train import encode_batch
+        from ..dialogues import DialogueGenerator
+        bot = MemoryChatbot(seed=0).to(device)
+        turns = encode_batch(bot, DialogueGenerator(seed=0).conversations(self.B))
+        return dict(bot=bot, turns=turns)
+
+    def leaves(self, i: Dict) -> List[torch.Tensor]:
+        return [p for p in i["bot"].parameters()]
+
+    def loss(self, outputs) -> torch.Tensor:
+        return outputs[0]
+
+    def implementations(self, device: str = "cpu") -> Dict[str, Callable[[Dict], tuple]]:
+        from ..chat_train import conversation_loss
+
+        def with_impl(impl: str):
+            def run(i: Dict):
+                i["bot"].encoder.memory.impl = impl
+                return (conversation_loss(i["bot"], i["turns"])[0],)
+            return run
+        return {"fused": with_impl("fused"), "eager": with_impl("reference")}
+
+
 # the first is the model of `memory-ext babi --model mnm` (LSTM 128, memory 64-128-64)
-QUICK = [ControllerCase(32, 20, 128, (64, 128, 64))]
+QUICK = [ControllerCase(32, 20, 128, (64, 128, 64)), ChatStepCase(32)]
 FULL = QUICK + [ControllerCase(32, 20, 64, (32, 64, 32)), ControllerCase(32, 20, 128, (64, 128, 64), "grad")]

@@ -47,7 +47,8 @@ def run_case(case, device: str, peaks: Dict, min_time: float) -> List[Dict]:
     for mode in case.modes:
         grad = mode == "fwd+bwd"
         inputs = case.make_inputs(device, requires_grad=grad)
-        flops = case.forward_flops() * (3 if grad else 1)
+        fwd_flops = case.forward_flops()  # None: not counted (many small ops)
+        flops = None if fwd_flops is None else fwd_flops * (3 if grad else 1)
         results = {}
         for name, fn in impls.items():
             try:
@@ -70,7 +71,7 @@ def run_case(case, device: str, peaks: Dict, min_time: float) -> List[Dict]:
                              "speedup_vs_eager": None, "gflops": None, "pct_peak": None,
                              "gbs": None, "pct_copy": None, "peak_mem_mb": None, "error": peak})
                 continue
-            gflops = flops / t.median_s / 1e9
+            gflops = None if flops is None else flops / t.median_s / 1e9
             # memory-bound ops (bytes_moved defined) also get GB/s against the measured copy
             moved = getattr(case, "bytes_moved", lambda: None)() if mode == "fwd" else None
             gbs = None if moved is None else moved / t.median_s / 1e9
@@ -79,7 +80,7 @@ def run_case(case, device: str, peaks: Dict, min_time: float) -> List[Dict]:
                 "impl": name, "median_ms": t.median_s * 1e3, "iqr_ms": t.iqr_s * 1e3,
                 "reps": t.reps, "speedup_vs_eager": eager_t / t.median_s,
                 "gflops": gflops,
-                "pct_peak": 100.0 * gflops / peaks["matmul_fp32_gflops"],
+                "pct_peak": None if gflops is None else 100.0 * gflops / peaks["matmul_fp32_gflops"],
                 "gbs": gbs,
                 "pct_copy": None if gbs is None or "copy_gbs" not in peaks
                 else 100.0 * gbs / peaks["copy_gbs"],
