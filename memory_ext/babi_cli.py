@@ -99,16 +99,19 @@ def run(args: argparse.Namespace) -> Dict:
         train = lambda t, bar: train_memnn(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
                                            restarts=args.restarts, seed=args.seed,
                                            progress=bar.update)
+    lead = int(os.environ.get("RANK", "0")) == 0
+    say = print if lead else (lambda *a, **k: None)
     per_restart = args.epochs + (args.linear_start_epochs if args.model == "memn2n" else 0)
     rows = []
     for t in tasks:
-        with tqdm(total=per_restart * args.restarts, desc=f"task {t:2d}", leave=False) as bar:
+        with tqdm(total=per_restart * args.restarts, desc=f"task {t:2d}", leave=False,
+                  disable=not lead) as bar:
             r = train(t, bar)
         p = paper.get(t) if isinstance(paper, dict) else paper[t - 1]
         rows.append({"task": t, "test_error_pct": 100 * r["test_error"],
                      "val_error_pct": 100 * r["val_error"], "paper_pct": p,
                      "seconds": r["seconds"], "restarts": r["restarts"]})
-        print(f"task {t:2d}: test error {100 * r['test_error']:5.1f}%  (paper "
+        say(f"task {t:2d}: test error {100 * r['test_error']:5.1f}%  (paper "
               f"{'-' if p is None else f'{p:.1f}%'})  {r['seconds']:.0f} s", flush=True)
     errs = [r["test_error_pct"] for r in rows]
     summary = {"model": args.model, "split": args.split, "tasks": tasks, "epochs": args.epochs,
@@ -119,11 +122,13 @@ def run(args: argparse.Namespace) -> Dict:
     if len(known) == len(rows):
         summary["paper_mean_error_pct"] = sum(known) / len(known)
         summary["paper_failed_tasks"] = sum(e > 5.0 for e in known)
-    print(f"mean test error {summary['mean_error_pct']:.1f}% over {len(rows)} tasks, "
+    say(f"mean test error {summary['mean_error_pct']:.1f}% over {len(rows)} tasks, "
           f"failed (> 5%): {summary['failed_tasks']}"
           + (f"; paper: {summary['paper_mean_error_pct']:.1f}%, failed {summary['paper_failed_tasks']}"
              if "paper_mean_error_pct" in summary else "")
           + f"; {summary['seconds'] / 60:.1f} min", flush=True)
+    if not lead:  # under torchrun only rank 0 writes
+        return {"summary": summary, "tasks": rows}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"{args.model}_results.json"), "w") as f:
         json.dump({"summary": summary, "tasks": rows}, f, indent=2)

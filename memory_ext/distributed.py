@@ -28,6 +28,17 @@ class _ConversationLoss(nn.Module):
         return conversation_loss(self.bot, turns, self.recon_weight)[0]
 
 
+def init_from_env() -> Optional[tuple]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1): (rank, world), else None.
+    gloo on CPU, nccl when CUDA is there."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 class ChatDDP:
     """The hooks train_chat calls when data-parallel (see the module notes)."""
 
@@ -38,12 +49,8 @@ class ChatDDP:
     @classmethod
     def from_env(cls) -> Optional["ChatDDP"]:
         """Join the process group torchrun describes (WORLD_SIZE > 1); None when alone."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return None
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size())
+        joined = init_from_env()
+        return None if joined is None else cls(*joined)
 
     def wrap(self, bot, recon_weight: float = 0.1) -> None:
         module = _ConversationLoss(bot, recon_weight)

@@ -83,7 +83,13 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
               memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused",
               progress=None) -> Dict:
     """Single-task MNM training with Adam; keeps the epoch and restart with the lowest
-    validation error. Returns test / validation error, wall time and per-restart figures."""
+    validation error. Returns test / validation error, wall time and per-restart figures.
+
+    Under `torchrun --nproc_per_node N` the model runs under DistributedDataParallel (gloo on
+    CPU, nccl on CUDA) and each rank trains on its 1/N of the training examples."""
+    from .distributed import init_from_env
+    joined = init_from_env()
+    rank, world = joined if joined is not None else (0, 1)
     t0 = time.perf_counter()
     train, test = babi.load_task(data_dir, task, split)
     train, val = babi.split_validation(train, 0.1, seed)
@@ -97,13 +103,16 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
         torch.manual_seed(seed * 7919 + task * 101 + r)
         g = torch.Generator().manual_seed(seed * 7919 + task * 101 + r)
         model = MNMReader(len(vocab), J, d, hidden, memory_widths, rule, impl)
+        step = model if world == 1 else nn.parallel.DistributedDataParallel(model)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
+        # every rank the same number of examples, so the same number of batches (DDP steps)
+        mine = torch.arange(rank, tr.answers.numel() // world * world, world)
         best = {"val_error": 2.0}
         for epoch in range(1, epochs + 1):
             model.train()
-            for idx in length_batches(tr.counts, batch_size, g):
-                st, n, q, a = _trim(tr, idx)
-                logits, recon = model(st, n, q)
+            for idx in length_batches(tr.counts[mine], batch_size, g):
+                st, n, q, a = _trim(tr, mine[idx])
+                logits, recon = step(st, n, q)
                 loss = mnm_loss(nn.functional.cross_entropy(logits, a), recon, recon_weight)
                 opt.zero_grad()
                 loss.backward()
