@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
 from typing import Dict, Iterable, List, Optional, TextIO
 
 HELP = "commands: /save PATH, /load PATH, /forget, /vocab, /help, /quit"
+PRUNE_MIN_COUNT = 30  # as train_chat's default
 MAX_LINE = 2000  # characters of a user line kept (the model keeps its last max_len tokens)
 
 
@@ -19,7 +21,7 @@ def _default_chat_dir() -> Optional[str]:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="chatbot.pt", help="checkpoint path (written every epoch)")
     p.add_argument("--conversations", type=int, default=3000, help="training conversations")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -63,7 +65,11 @@ def run_train(args: argparse.Namespace) -> Dict:
                  "vocab": len(bot.vocab), "recall": None if rec is None else rec["accuracy"]}
         log.append(entry)
         if rank == 0:
-            bot.save(args.out, with_memory=False)
+            # the checkpoint keeps the words of the language, not the names of the last
+            # conversations (they would compete with the names a user will say)
+            shipped = copy.deepcopy(bot)
+            shipped.vocab.prune(PRUNE_MIN_COUNT)
+            shipped.save(args.out, with_memory=False)
             tqdm.write(json.dumps(entry))
 
     with tqdm(total=steps, desc="train-chat", disable=rank != 0) as bar:
@@ -165,7 +171,7 @@ def run_eval(args: argparse.Namespace) -> Dict:
                      ("memory (eager reference ops)", dict(impl="reference"))):
         bot = _load(args.checkpoint, **kw)
         t0 = time.perf_counter()
-        r = eval_recall(bot, convs)
+        r = eval_recall(bot, convs, prune_min_count=args.prune_min_count)
         r["seconds"] = time.perf_counter() - t0
         rows[name] = r
         print(f"{name:30s} recall {100 * r['accuracy']:5.1f}%  " + "  ".join(
@@ -193,4 +199,7 @@ def add_arguments(sub) -> None:
     e.add_argument("--seed", type=int, default=12345)
     e.add_argument("--data", default=None)
     e.add_argument("--json", default=None, help="also save the figures as JSON")
+    e.add_argument("--prune-min-count", type=int, default=PRUNE_MIN_COUNT,
+                   help="between batches of 50 conversations prune words used fewer times "
+                        "(as in training; 0: never, earlier names pile up)")
     e.set_defaults(func=lambda a: (run_eval(a), 0)[1])

@@ -100,9 +100,11 @@ def train_chat(bot: MemoryChatbot, conversations: Sequence[Conversation], *, epo
 
 @torch.no_grad()
 def eval_recall(bot: MemoryChatbot, conversations: Sequence[Conversation],
-                batch_size: int = 50) -> Dict:
+                batch_size: int = 50, prune_min_count: int = 30) -> Dict:
     """Exact-reply accuracy on the turns that ask a fact (greedy replies; the user lines are
-    written to memory as they come, new words enter the vocabulary). Also per fact kind."""
+    written to memory as they come, new words enter the vocabulary). Also per fact kind.
+    Between batches the words used fewer than prune_min_count times are pruned, as in
+    training (0: never), so earlier conversations' names do not pile up in the vocabulary."""
     was = bot.training
     bot.eval()
     right: Dict[str, int] = {}
@@ -111,6 +113,8 @@ def eval_recall(bot: MemoryChatbot, conversations: Sequence[Conversation],
     for s in range(0, len(conversations), batch_size):
         batch = conversations[s: s + batch_size]
         bot.forget()
+        if prune_min_count:
+            bot.vocab.prune(prune_min_count)
         for i in range(max(len(c.turns) for c in batch)):
             users, replies, active = _turn_lines(batch, i)
             user, mask = bot.encode_lines(users)
