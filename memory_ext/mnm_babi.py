@@ -18,14 +18,20 @@ from .memn2n import position_encoding
 class MNMReader(nn.Module):
     """forward(stories [B, N, J], counts [B], queries [B, J]) -> (logits [B, V], recon [B, T]).
 
-    The story's live sentences are right-aligned so every row's question is the last step
-    (T = N + 1); the padding steps before them are masked (no state change), so a row's answer
+    The story's live sentences are right-aligned so every row's question comes last; it is fed
+    1 + think_steps times (T = N + 1 + think_steps; each step reads the memory once, so the
+    extra steps allow reads that depend on earlier reads) and the answer is the last step's
+    output. The padding steps before the story are masked (no state change), so a row's answer
     does not depend on the batch it is in. Each step's input is [sentence vector (d) ; 1 at the
-    question step]."""
+    question steps]."""
 
     def __init__(self, vocab_size: int, sentence_len: int, d: int = 64, hidden: int = 128,
-                 memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused"):
+                 memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused",
+                 think_steps: int = 2):
         super().__init__()
+        if think_steps < 0:
+            raise ValueError(f"think_steps must be >= 0, got {think_steps}")
+        self.think_steps = think_steps
         self.E = nn.Embedding(vocab_size, d, padding_idx=0)
         self.register_buffer("pe", position_encoding(sentence_len, d))
         self.controller = MNMController(d + 1, hidden, vocab_size, memory_widths=memory_widths,
@@ -42,11 +48,13 @@ class MNMReader(nn.Module):
         live = src >= 0
         rows = torch.arange(B, device=stories.device)[:, None]
         aligned = stories[rows, src.clamp(min=0)] * live[..., None]
-        x = torch.cat([self._sentences(aligned), self._sentences(queries)[:, None]], 1)
-        flag = torch.zeros(B, N + 1, 1, dtype=x.dtype, device=x.device)
-        flag[:, -1] = 1
+        Q = 1 + self.think_steps  # the question is read again: one memory read per step, so
+        question = self._sentences(queries)[:, None].expand(B, Q, -1)  # more hops
+        x = torch.cat([self._sentences(aligned), question], 1)
+        flag = torch.zeros(B, N + Q, 1, dtype=x.dtype, device=x.device)
+        flag[:, N:] = 1
         self.controller.reset()
-        steps = torch.cat([live, torch.ones_like(live[:, :1])], 1)  # padding steps do nothing
+        steps = torch.cat([live, torch.ones_like(live[:, :1]).expand(B, Q)], 1)  # padding: no-op
         y, recon = self.controller(torch.cat([x, flag], -1), steps)
         return y[:, -1], recon
 
@@ -81,7 +89,7 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
               restarts: int = 1, seed: int = 0, memory_size: int = 50, batch_size: int = 32,
               lr: float = 1e-3, recon_weight: float = 0.1, d: int = 64, hidden: int = 128,
               memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused",
-              progress=None) -> Dict:
+              think_steps: int = 2, progress=None) -> Dict:
     """Single-task MNM training with Adam; keeps the epoch and restart with the lowest
     validation error. Returns test / validation error, wall time and per-restart figures.
 
@@ -102,7 +110,7 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
     for r in range(restarts):
         torch.manual_seed(seed * 7919 + task * 101 + r)
         g = torch.Generator().manual_seed(seed * 7919 + task * 101 + r)
-        model = MNMReader(len(vocab), J, d, hidden, memory_widths, rule, impl)
+        model = MNMReader(len(vocab), J, d, hidden, memory_widths, rule, impl, think_steps)
         step = model if world == 1 else nn.parallel.DistributedDataParallel(model)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         # every rank the same number of examples, so the same number of batches (DDP steps)

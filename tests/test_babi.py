@@ -139,7 +139,7 @@ def test_mnm_reader_right_aligns_stories_and_matches_the_reference_memory():
     n = torch.tensor([5, 2, 0])
     q = torch.randint(1, 15, (3, 4))
     logits, recon = m(st, n, q)
-    assert logits.shape == (3, 15) and recon.shape == (3, 6)
+    assert logits.shape == (3, 15) and recon.shape == (3, 5 + 1 + 2)
     # what lies past a row's count is not read
     junk = st.clone()
     junk[1, 2:] = torch.randint(1, 15, (3, 4))
