@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: memn2n 100, memnn 60, mnm 20")
     p.add_argument("--linear-start-epochs", type=int, default=20,
                    help="memn2n: epochs with the softmax removed before --epochs (0: off)")
+    p.add_argument("--think-steps", type=int, default=2,
+                   help="mnm: extra question steps before the answer (more chained reads)")
     p.add_argument("--restarts", type=int, default=1, help="models per task; the best on validation is kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> Dict:
         paper, paper_name = {}, "MNM (no paper column: one model per task here)"
         train = lambda t, bar: train_mnm(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
                                          restarts=args.restarts, seed=args.seed,
-                                         progress=bar.update)
+                                         think_steps=args.think_steps, progress=bar.update)
     else:
         paper, paper_name = PAPER_MEMNN_STRONG, "MemNN strong supervision (paper)"
         train = lambda t, bar: train_memnn(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
