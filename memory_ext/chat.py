@@ -47,14 +47,15 @@ class MemoryChatbot(nn.Module):
         cfg["memory_widths"] = tuple(int(w) for w in cfg["memory_widths"])
         self.config = cfg
         d = cfg["d_model"]
-        torch.manual_seed(seed)
-        # rows of norm ~ sqrt(d): new words start distinct from each other (noise = init_std)
-        self.vocab = ElasticVocab(d, capacity=256, init_std=1.0, noise=1.0, seed=seed)
-        self.pos = nn.Embedding(cfg["max_len"] + cfg["max_reply"] + 2, d)
-        self.encoder = MemoryTransformerBlock(d, d, nhead=cfg["nhead"], memory_widths=cfg["memory_widths"],
-                                              rule=cfg["rule"], impl=impl)
-        layer = nn.TransformerDecoderLayer(d, cfg["nhead"], 4 * d, 0.0, batch_first=True)
-        self.decoder = nn.TransformerDecoder(layer, cfg["decoder_layers"])
+        with torch.random.fork_rng():  # seeded init; the caller's RNG state is left alone
+            torch.manual_seed(seed)
+            # rows of norm ~ sqrt(d): new words start distinct from each other (noise = init_std)
+            self.vocab = ElasticVocab(d, capacity=256, init_std=1.0, noise=1.0, seed=seed)
+            self.pos = nn.Embedding(cfg["max_len"] + cfg["max_reply"] + 2, d)
+            self.encoder = MemoryTransformerBlock(d, d, nhead=cfg["nhead"], memory_widths=cfg["memory_widths"],
+                                                  rule=cfg["rule"], impl=impl)
+            layer = nn.TransformerDecoderLayer(d, cfg["nhead"], 4 * d, 0.0, batch_first=True)
+            self.decoder = nn.TransformerDecoder(layer, cfg["decoder_layers"])
         self.remember = remember
         self.recon: Optional[Tensor] = None  # the last turn's reconstruction loss [B, T]
 
