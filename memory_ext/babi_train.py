@@ -15,7 +15,7 @@ PAPER_MEMN2N_PE_LS_RN = [0.0, 8.3, 40.3, 2.8, 13.1, 7.6, 17.3, 10.0, 13.2, 15.1,
                          0.9, 0.2, 0.4, 1.7, 0.0, 1.3, 51.0, 11.1, 82.8, 0.0]
 
 
-def _data(data_dir: str, task: int, split: str, memory_size: int, seed: int):
+def prepare_task(data_dir: str, task: int, split: str, memory_size: int, seed: int):
     """Vocabulary, sentence length J, slots N = min(memory_size, longest story) and the
     vectorised train / validation / test sets."""
     train, test = babi.load_task(data_dir, task, split)
@@ -68,7 +68,7 @@ def train_memn2n(data_dir: str, task: int, *, split: str = "en", epochs: int = 1
     halved every 25 epochs. Returns test / validation error, wall time and the per-restart
     figures. `progress(n)` is called after every epoch."""
     t0 = time.perf_counter()
-    vocab, J, N, tr, va, te = _data(data_dir, task, split, memory_size, seed)
+    vocab, J, N, tr, va, te = prepare_task(data_dir, task, split, memory_size, seed)
     runs = []
     for r in range(restarts):
         torch.manual_seed(seed * 7919 + task * 101 + r)

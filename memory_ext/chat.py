@@ -168,8 +168,7 @@ class MemoryChatbot(nn.Module):
             if got != want or any(w.shape[0] != 1 for w in memory):
                 raise ValueError(f"{path}: memory must be {len(want)} tensors [1, n_(l+1), n_l] = "
                                  f"{want}, got {got}")
-            bot.encoder.state = {"W": [w.float() for w in memory],
-                                 "reads": torch.zeros(1, bot.encoder.memory.read_width)}
+            bot.encoder.state = {"W": [w.float() for w in memory]}
         return bot
 
 

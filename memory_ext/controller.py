@@ -111,10 +111,19 @@ class _Stateful(nn.Module):
             self.state = {k: ([t.detach() for t in v] if isinstance(v, list) else v.detach())
                           for k, v in self.state.items()}
 
-    def _check_batch(self, B: int) -> None:
-        if self.state is not None and self.state["reads"].shape[0] != B:
+    def _check_inputs(self, x: Tensor, width: int, mask: Optional[Tensor]) -> Tuple[int, int]:
+        """x [B, T, width] and mask [B, T] bool (or None) against each other and the carried
+        state (its batch is that of the memory weights). Returns (B, T)."""
+        if x.dim() != 3 or x.shape[-1] != width:
+            raise ValueError(f"x must be [B, T, {width}], got {tuple(x.shape)}")
+        B, T = x.shape[:2]
+        if mask is not None and (mask.shape != (B, T) or mask.dtype != torch.bool):
+            raise ValueError(f"mask must be a bool tensor [B, T] = [{B}, {T}], got "
+                             f"{mask.dtype} {tuple(mask.shape)}")
+        if self.state is not None and self.state["W"][0].shape[0] != B:
             raise ValueError(f"x has batch {B} but the carried state has batch "
-                             f"{self.state['reads'].shape[0]}; call reset() first")
+                             f"{self.state['W'][0].shape[0]}; call reset() first")
+        return B, T
 
 
 class MNMController(_Stateful):
@@ -155,13 +164,7 @@ class MNMController(_Stateful):
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """x [B, T, input_size]; mask [B, T] bool or None: at steps where it is False the row
         keeps its state (no LSTM update, no write; y and recon are 0 there)."""
-        if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(f"x must be [B, T, {self.input_size}], got {tuple(x.shape)}")
-        B, T = x.shape[:2]
-        if mask is not None and (mask.shape != (B, T) or mask.dtype != torch.bool):
-            raise ValueError(f"mask must be a bool tensor [B, T] = [{B}, {T}], got "
-                             f"{mask.dtype} {tuple(mask.shape)}")
-        self._check_batch(B)
+        B, T = self._check_inputs(x, self.input_size, mask)
         if self.state is None:
             h = x.new_zeros(B, self.lstm.hidden_size)
             st = {"W": self.memory.initial(B), "h": h, "c": h, "reads": x.new_zeros(B, self.memory.read_width)}
@@ -209,18 +212,12 @@ class MemoryTransformerBlock(_Stateful):
         self.state = None
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must be [B, T, {self.d_model}], got {tuple(x.shape)}")
-        B, T = x.shape[:2]
-        if mask is not None and (mask.shape != (B, T) or mask.dtype != torch.bool):
-            raise ValueError(f"mask must be a bool tensor [B, T] = [{B}, {T}], got "
-                             f"{mask.dtype} {tuple(mask.shape)}")
-        self._check_batch(B)
+        B, T = self._check_inputs(x, self.d_model, mask)
         causal = nn.Transformer.generate_square_subsequent_mask(T, device=x.device, dtype=x.dtype)
         h = self.layer(x, src_mask=causal, is_causal=True)
         W = self.memory.initial(B) if self.state is None else self.state["W"]
         reads, W, recon = self.memory.scan(W, h, mask)
-        self.state = {"W": W, "reads": reads[:, -1] if T else x.new_zeros(B, self.memory.read_width)}
+        self.state = {"W": W}
         return self.out(torch.cat([h, reads], -1)), recon
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from . import babi
+from .babi_train import prepare_task
 from .controller import MNMController, mnm_loss
 from .memn2n import position_encoding
 
@@ -99,13 +100,7 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
     joined = init_from_env()
     rank, world = joined if joined is not None else (0, 1)
     t0 = time.perf_counter()
-    train, test = babi.load_task(data_dir, task, split)
-    train, val = babi.split_validation(train, 0.1, seed)
-    every = train + val + test
-    vocab = babi.Vocab(every)
-    J = max(max(len(s) for e in every for s in e.story), max(len(e.question) for e in every))
-    N = max(1, min(memory_size, max(len(e.story) for e in every)))
-    tr, va, te = (babi.vectorize(ex, vocab, N, J) for ex in (train, val, test))
+    vocab, J, _, tr, va, te = prepare_task(data_dir, task, split, memory_size, seed)
     runs, models = [], []
     for r in range(restarts):
         torch.manual_seed(seed * 7919 + task * 101 + r)
