@@ -24,7 +24,7 @@ def parse_tasks(spec: str) -> List[int]:
     return sorted(out)
 
 
-DEFAULT_EPOCHS = {"memn2n": 100, "memnn": 60, "mnm": 20}
+DEFAULT_EPOCHS = {"memn2n": 100, "memnn": 300, "mnm": 20}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="a tasks_1-20_v1-2-style folder (holding en/, en-10k/)")
     p.add_argument("--split", choices=["en", "en-10k"], default="en")
     p.add_argument("--epochs", type=int, default=None,
-                   help="default: memn2n 100, memnn 60, mnm 20")
+                   help="default: memn2n 100, memnn 300, mnm 20")
     p.add_argument("--linear-start-epochs", type=int, default=20,
                    help="memn2n: epochs with the softmax removed before --epochs (0: off)")
     p.add_argument("--think-steps", type=int, default=2,

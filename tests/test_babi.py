@@ -110,25 +110,31 @@ def test_cli_babi_writes_json_and_png(model, tmp_path):
     assert (tmp_path / f"{model}_errors.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_memnn_time_features_prefer_memories_older_than_the_chosen_one():
+def test_memnn_time_features_prefer_the_nearest_memory_older_than_the_chosen_one():
     from memory_ext.memnn import MemNN
-    m = MemNN(vocab_size=6, memory_size=5, d=4)
+    m = MemNN(vocab_size=6, memory_size=5, d=4, time_scale=2.0)
     with torch.no_grad():
         for p in m.parameters():
             p.zero_()
         m.older_bonus.fill_(2.0)
-        m.Qe[3, -1] = 1.0    # word 3 in a chosen memory: +1 more for older memories
+        m.Qe[3, -2] = 1.0    # word 3 in a chosen memory: +1 more for older memories
+        m.Qe[3, -1] = 0.25   # ... and -0.25 per step a memory lies behind it
         m.Ue[1, -1] = 0.5    # question word 1: recency slope 0.5
     stories = torch.tensor([[[1, 0], [2, 0], [3, 0], [2, 0], [0, 0]]])  # 4 live, ages 3 2 1 0
     u0, M, Q = m.encode(stories, torch.tensor([4]), torch.tensor([[1, 0]]))
     assert u0.shape == (1, 4 + 1 + 5) and M.shape == Q.shape == (1, 5, 10)
-    assert torch.allclose((u0[:, None] * M).sum(-1)[0, :4], -0.5 * torch.tensor([3., 2., 1., 0.]))
-    # after choosing slot 2 (age 1, holding word 3): older memories (slots 0, 1) gain 2 + 1
+    age = torch.tensor([3., 2., 1., 0.])
+    assert torch.allclose((u0[:, None] * M).sum(-1)[0, :4], -2 * 0.5 * age)
+    # after choosing slot 2 (age 1, holding word 3), times the time scale 2: older memories
+    # (slots 0, 1) gain 2 + 1 and lose 0.25 per step behind the chosen one (2 and 1 steps)
     u1 = u0 + Q[:, 2]
     s1 = (u1[:, None] * M).sum(-1)[0, :4]
-    assert torch.allclose(s1, -0.5 * torch.tensor([3., 2., 1., 0.]) + torch.tensor([3., 3., 0., 0.]))
-    idx, scores = memory_ext.slot_read_hard(u0, M, Q, torch.tensor([4]), hops=1)
-    assert idx.tolist() == [[3]]  # the newest memory wins on recency alone
+    expect = 2 * (-0.5 * age + torch.tensor([3., 3., 0., 0.]) - 0.25 * torch.tensor([2., 1., 0., 0.]))
+    assert torch.allclose(s1, expect)
+    idx, scores = memory_ext.slot_read_hard(u0, M, Q, torch.tensor([4]), hops=2)
+    assert idx[0, 0].item() == 3  # the newest memory wins on recency alone
+    idx, _ = memory_ext.slot_read_hard(u1, M, Q, torch.tensor([4]), hops=1)
+    assert idx.tolist() == [[1]]  # the nearest memory older than the chosen one
 
 
 def test_mnm_reader_right_aligns_stories_and_matches_the_reference_memory():
