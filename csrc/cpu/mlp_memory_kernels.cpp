@@ -26,8 +26,10 @@ void scan_fwd(const MlpScanFwdParams<T>& params, int b0, int b1) {
 }
 
 template <typename T>
-void scan_bwd(const MlpScanBwdParams<T>& p, int b0, int b1) {
+void scan_bwd(const MlpScanBwdParams<T>& params, int b0, int b1) {
   CpuExec ex;
+  MlpScanBwdParams<T> p = params;
+  p.in_place = true;  // g_w0 and the checkpoints are in this process's memory: no copies
   const std::size_t hot = MlpBwdScratch<T>::carve_hot(p.s, nullptr, nullptr);
   const std::size_t ws = mlp_bwd_workspace(p.s, p.ckpt_every);
   for (int b = b0; b < b1; ++b) {

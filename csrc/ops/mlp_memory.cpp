@@ -437,8 +437,10 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   if (grad_recon) check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});
 
   std::vector<Tensor> g_w0, g_z, gwT, ck;
+  const bool kernel_writes_g_w0 = s.B > 0 && s.T > 0;  // it ends with a full copy into g_w0
   for (int l = 0; l < s.L; ++l) {
-    g_w0.push_back(at::zeros({s.B, s.n[l + 1], s.n[l]}, ref.options()));
+    g_w0.push_back(kernel_writes_g_w0 ? at::empty({s.B, s.n[l + 1], s.n[l]}, ref.options())
+                                      : at::zeros({s.B, s.n[l + 1], s.n[l]}, ref.options()));
     ck.push_back(checkpoints[l].contiguous());
     if (!grad_final_weights.empty()) gwT.push_back(grad_final_weights[l].contiguous());
   }
@@ -451,7 +453,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   Tensor go = grad_reads ? grad_reads->contiguous() : Tensor();
   Tensor gr = grad_recon ? grad_recon->contiguous() : Tensor();
 
-  if (s.B > 0 && s.T > 0) {
+  if (kernel_writes_g_w0) {
     const std::size_t wsz = mlp_bwd_workspace(s, static_cast<int>(checkpoint_every));
     Tensor ws = at::empty({s.B, static_cast<int64_t>(wsz)}, ref.options());
     AT_DISPATCH_FLOATING_TYPES(ref.scalar_type(), "mlp_memory_scan_bwd", [&] {

@@ -391,6 +391,9 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   MlpBwdScratch<T> sc;
   MlpBwdScratch<T>::carve_hot(s, hot, &sc);
   MlpBwdScratch<T>::carve_cold(s, C, cold, &sc);
+  if (p.in_place) {
+    for (int l = 0; l < L; ++l) sc.G[l] = p.g_w0[l] + std::size_t(b) * s.weight_numel(l);
+  }
   const T keep = p.alpha ? T(1) - p.alpha[b] : T(1);
 
   for (int l = 0; l < L; ++l) {
@@ -403,15 +406,17 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   for (int seg = NC - 1; seg >= 0; --seg) {
     const int t0 = seg * C;
     const int t1 = t0 + C < s.T ? t0 + C : s.T;
-    // snapshot pointers: snap i holds W_{t0 + i}
+    // snapshot pointers: snap i holds W_{t0 + i} (snap 0 is read only: in place, the checkpoint)
     auto snap_ptrs = [&](int i, T** W) {
       T* base = sc.snap + std::size_t(i) * wn;
       for (int l = 0; l < L; ++l) {
-        W[l] = base;
+        W[l] = (i == 0 && p.in_place)
+                   ? const_cast<T*>(p.ckpt[l]) + (std::size_t(b) * NC + seg) * s.weight_numel(l)
+                   : base;
         base += s.weight_numel(l);
       }
     };
-    {
+    if (!p.in_place) {
       T* W0[kMaxLayers];
       snap_ptrs(0, W0);
       for (int l = 0; l < L; ++l) {
@@ -455,7 +460,7 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
       mlp_step_backward_elem(ex, p, b, t, sc, Wp, Wn, A, D, g);
     }
   }
-  for (int l = 0; l < L; ++l) {
+  for (int l = 0; l < L && !p.in_place; ++l) {
     copy_n(ex, s.weight_numel(l), sc.G[l], p.g_w0[l] + std::size_t(b) * s.weight_numel(l));
   }
   ex.sync();

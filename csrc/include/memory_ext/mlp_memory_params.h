@@ -81,6 +81,9 @@ struct MlpScanBwdParams {
   T* g_kr = nullptr;                  // [B, T, Hr, n_0]
   T* g_rv = nullptr;                  // [B, T, H, n_L] (may alias g_z[0] for rule grad)
   T* workspace = nullptr;             // [B, mlp_bwd_workspace(s, C)]
+  // CPU: accumulate dJ/dW in g_w0 itself (no copy at the end) and read each segment's first
+  // weights from the checkpoint in place (no copy into the snapshots).
+  bool in_place = false;
 };
 
 // Read forward / backward (no write).
