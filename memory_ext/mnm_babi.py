@@ -91,8 +91,8 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
               lr: float = 1e-3, recon_weight: float = 0.1, d: int = 64, hidden: int = 128,
               memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused",
               think_steps: int = 2, progress=None) -> Dict:
-    """Single-task MNM training with Adam and a cosine learning-rate decay to 0 over the epochs;
-    keeps the epoch and restart with the lowest validation error. Returns test / validation error, wall time and per-restart figures.
+    """Single-task MNM training with Adam; keeps the epoch and restart with the lowest
+    validation error. Returns test / validation error, wall time and per-restart figures.
 
     Under `torchrun --nproc_per_node N` the model runs under DistributedDataParallel (gloo on
     CPU, nccl on CUDA) and each rank trains on its 1/N of the training examples."""
@@ -108,7 +108,6 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
         model = MNMReader(len(vocab), J, d, hidden, memory_widths, rule, impl, think_steps)
         step = model if world == 1 else nn.parallel.DistributedDataParallel(model)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
         # every rank the same number of examples, so the same number of batches (DDP steps)
         mine = torch.arange(rank, tr.answers.numel() // world * world, world)
         best = {"val_error": 2.0}
@@ -122,7 +121,6 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 opt.step()
-            sched.step()
             model.eval()
             val_err = evaluate(model, va)
             if val_err < best["val_error"]:

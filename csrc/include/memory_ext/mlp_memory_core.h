@@ -251,33 +251,46 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   T beta[kMaxLayers];
   for (int l = 0; l < L; ++l) beta[l] = p.beta[beta_index<T>(s, p.beta_per_layer, bt, l)];
 
-  // 1. read and recon at W_t.
-  if (s.Hr > 0 && p.g_reads != nullptr) {
+  // 1. read and recon at W_t: one forward and one backward over the stacked rows (read keys
+  //    [0, hr), then write keys [hr, hr + hw)), so W_t and G are walked once for both.
+  const int hr = (s.Hr > 0 && p.g_reads != nullptr) ? s.Hr : 0;
+  const int hw = (p.rv != nullptr && p.g_recon != nullptr) ? s.H : 0;
+  if (hr + hw > 0) {
     T* R[kMaxLayers + 1];
-    R[0] = const_cast<T*>(p.kr) + bt * s.Hr * n0;
-    for (int l = 1; l <= L; ++l) R[l] = sc.RA[l];
-    mlp_forward(ex, s, p.act, Wt, R, s.Hr);
-    copy_n(ex, s.Hr * nL, p.g_reads + bt * s.Hr * nL, sc.buf0);
+    for (int l = 0; l <= L; ++l) R[l] = sc.RA[l];
+    const T* kr = p.kr + bt * s.Hr * n0;
+    const T* kw = p.kw + bt * s.H * n0;
+    T* keys = sc.RA[0];
+    T* gk = sc.g_keys;
+    ex.for_n(hr * n0, [&](int i) { keys[i] = kr[i]; });
+    ex.for_n(hw * n0, [&](int i) { keys[hr * n0 + i] = kw[i]; });
+    ex.for_n((hr + hw) * n0, [&](int i) { gk[i] = T(0); });
     ex.sync();
-    mlp_backward(ex, s, p.act, Wt, R, s.Hr, sc.buf0, sc.buf1, sc.G, p.g_kr + bt * s.Hr * n0);
-  }
-  if (p.rv != nullptr && p.g_recon != nullptr) {
-    T* R[kMaxLayers + 1];
-    R[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
-    for (int l = 1; l <= L; ++l) R[l] = sc.RA[l];
-    mlp_forward(ex, s, p.act, Wt, R, s.H);
-    const T c = p.g_recon[bt] * T(2) / T(s.H * nL);
-    const T* v = p.rv + bt * s.H * nL;
-    T* gv = p.g_rv + bt * s.H * nL;
-    const T* out = sc.RA[L];
+    mlp_forward(ex, s, p.act, Wt, R, hr + hw);
     T* d = sc.buf0;
-    ex.for_n(s.H * nL, [&](int i) {
-      const T di = c * (out[i] - v[i]);
-      d[i] = di;
-      gv[i] -= di;
-    });
+    if (hr > 0) {
+      const T* gr = p.g_reads + bt * s.Hr * nL;
+      ex.for_n(hr * nL, [&](int i) { d[i] = gr[i]; });
+    }
+    if (hw > 0) {
+      const T c = p.g_recon[bt] * T(2) / T(s.H * nL);
+      const T* v = p.rv + bt * s.H * nL;
+      T* gv = p.g_rv + bt * s.H * nL;
+      const T* out = sc.RA[L] + hr * nL;
+      T* dw = d + hr * nL;
+      ex.for_n(hw * nL, [&](int i) {
+        const T di = c * (out[i] - v[i]);
+        dw[i] = di;
+        gv[i] -= di;
+      });
+    }
     ex.sync();
-    mlp_backward(ex, s, p.act, Wt, R, s.H, sc.buf0, sc.buf1, sc.G, p.g_kw + bt * s.H * n0);
+    mlp_backward(ex, s, p.act, Wt, R, hr + hw, sc.buf0, sc.buf1, sc.G, gk);
+    T* gkr = p.g_kr + bt * s.Hr * n0;
+    T* gkw = p.g_kw + bt * s.H * n0;
+    ex.for_n(hr * n0, [&](int i) { gkr[i] += gk[i]; });
+    ex.for_n(hw * n0, [&](int i) { gkw[i] += gk[hr * n0 + i]; });
+    ex.sync();
   }
 
   // 2. through the update W_t = keep * W_{t-1} - beta U, U^l = D^T A.

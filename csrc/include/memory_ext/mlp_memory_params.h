@@ -29,6 +29,7 @@ struct MlpShape {
     return m;
   }
   ME_HD int max_heads() const { return H > Hr ? H : Hr; }
+  ME_HD int stacked_heads() const { return H + Hr; }  // read and write keys as one batch of rows
 };
 
 // Forward of scan (step and write are scans with T = 1; write has Hr = 0).
@@ -151,9 +152,10 @@ struct MlpBwdScratch {
   T* dA[kMaxLayers + 1];   // dA[1..L] [H, n[l]]
   T* dD[kMaxLayers + 1];   // dD[1..L] [H, n[l]]
   T* dPx[kMaxLayers + 1];  // dPx[1..L-1] second-order term of rule grad [H, n[l]]
-  T* RA[kMaxLayers + 1];   // RA[1..L] [max_heads, n[l]]
-  T* buf0;                 // [max_heads, max_width]
-  T* buf1;                 // [max_heads, max_width]
+  T* RA[kMaxLayers + 1];   // RA[0..L] [stacked_heads, n[l]] (RA[0]: the stacked keys)
+  T* g_keys;               // [stacked_heads, n_0]
+  T* buf0;                 // [stacked_heads, max_width]
+  T* buf1;                 // [stacked_heads, max_width]
   // cold
   T* snap;                 // [C + 1, weights_numel]
   T* saved;                // [C, per_step_saved]
@@ -181,10 +183,11 @@ struct MlpBwdScratch {
       o.dA[l] = c.take(std::size_t(s.H) * s.n[l]);
       o.dD[l] = c.take(std::size_t(s.H) * s.n[l]);
       o.dPx[l] = c.take(std::size_t(s.H) * s.n[l]);
-      o.RA[l] = c.take(std::size_t(s.max_heads()) * s.n[l]);
     }
-    o.buf0 = c.take(std::size_t(s.max_heads()) * s.max_width());
-    o.buf1 = c.take(std::size_t(s.max_heads()) * s.max_width());
+    for (int l = 0; l <= s.L; ++l) o.RA[l] = c.take(std::size_t(s.stacked_heads()) * s.n[l]);
+    o.g_keys = c.take(std::size_t(s.stacked_heads()) * s.n[0]);
+    o.buf0 = c.take(std::size_t(s.stacked_heads()) * s.max_width());
+    o.buf1 = c.take(std::size_t(s.stacked_heads()) * s.max_width());
     return c.used;
   }
   ME_HD static std::size_t carve_cold(const MlpShape& s, int C, T* base, MlpBwdScratch* out) {
