@@ -214,20 +214,26 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
     T beta[kMaxLayers];
     for (int l = 0; l < s.L; ++l) beta[l] = p.beta[beta_index<T>(s, p.beta_per_layer, bt, l)];
     write_apply(ex, s, sc.W, sc.W, A, sc.D, beta, keep);
-    if (s.Hr > 0) {
+    // the read and the recon at the new weights: one forward over the stacked rows (read
+    // keys [0, hr), write keys [hr, hr + hw)), one pass over W for both
+    const int hr = s.Hr, hw = p.rv != nullptr ? s.H : 0;
+    if (hr + hw > 0) {
       T* R[kMaxLayers + 1];
-      R[0] = const_cast<T*>(p.kr) + bt * s.Hr * n0;
-      for (int l = 1; l < s.L; ++l) R[l] = sc.RA[l];
-      R[s.L] = p.reads + bt * s.Hr * nL;
-      mlp_forward(ex, s, p.act, sc.W, R, s.Hr);
-    }
-    if (p.rv != nullptr) {
-      T* R[kMaxLayers + 1];
-      R[0] = A[0];
-      for (int l = 1; l <= s.L; ++l) R[l] = sc.RA[l];
-      mlp_forward(ex, s, p.act, sc.W, R, s.H);
-      const T r = recon_loss(ex, s, sc.RA[s.L], p.rv + bt * s.H * nL);
-      if (ex.leader()) p.recon[bt] = r;
+      for (int l = 0; l <= s.L; ++l) R[l] = sc.RA[l];
+      const T* kr = p.kr + bt * s.Hr * n0;
+      const T* kw = A[0];
+      T* keys = sc.RA[0];
+      ex.for_n(hr * n0, [&](int i) { keys[i] = kr[i]; });
+      ex.for_n(hw * n0, [&](int i) { keys[hr * n0 + i] = kw[i]; });
+      ex.sync();
+      mlp_forward(ex, s, p.act, sc.W, R, hr + hw);
+      const T* out = sc.RA[s.L];
+      T* reads = p.reads + bt * s.Hr * nL;
+      ex.for_n(hr * nL, [&](int i) { reads[i] = out[i]; });
+      if (hw > 0) {
+        const T r = recon_loss(ex, s, out + hr * nL, p.rv + bt * s.H * nL);
+        if (ex.leader()) p.recon[bt] = r;
+      }
       ex.sync();
     }
   }

@@ -127,7 +127,7 @@ struct MlpFwdScratch {
   T* W[kMaxLayers];
   T* A[kMaxLayers + 1];   // A[1..L] write activations [H, n[l]] (A[0] = keys)
   T* D[kMaxLayers + 1];   // D[1..L] errors / deltas [H, n[l]]
-  T* RA[kMaxLayers + 1];  // RA[1..L] read / recon activations [max_heads, n[l]]
+  T* RA[kMaxLayers + 1];  // RA[0..L] read + recon activations [stacked_heads, n[l]]
 
   ME_HD static std::size_t carve(const MlpShape& s, T* base, MlpFwdScratch* out) {
     Carver<T> c(base);
@@ -137,8 +137,8 @@ struct MlpFwdScratch {
     for (int l = 1; l <= s.L; ++l) {
       o.A[l] = c.take(std::size_t(s.H) * s.n[l]);
       o.D[l] = c.take(std::size_t(s.H) * s.n[l]);
-      o.RA[l] = c.take(std::size_t(s.max_heads()) * s.n[l]);
     }
+    for (int l = 0; l <= s.L; ++l) o.RA[l] = c.take(std::size_t(s.stacked_heads()) * s.n[l]);
     return c.used;
   }
 };
