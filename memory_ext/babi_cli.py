@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="memn2n: epochs with the softmax removed before --epochs (0: off)")
     p.add_argument("--think-steps", type=int, default=2,
                    help="mnm: extra question steps before the answer (more chained reads)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="mnm: AdamW's decoupled weight decay (default 0: plain Adam)")
     p.add_argument("--restarts", type=int, default=1, help="models per task; the best on validation is kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> Dict:
 
     if args.epochs is None:
         args.epochs = DEFAULT_EPOCHS[args.model]
-    for name, low in (("epochs", 1), ("restarts", 1), ("linear_start_epochs", 0)):
+    for name, low in (("epochs", 1), ("restarts", 1), ("linear_start_epochs", 0), ("weight_decay", 0)):
         if getattr(args, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     if args.threads:
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace) -> Dict:
         paper, paper_name = {}, "MNM (no paper column: one model per task here)"
         train = lambda t, bar: train_mnm(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
                                          restarts=args.restarts, seed=args.seed,
-                                         think_steps=args.think_steps, progress=bar.update)
+                                         think_steps=args.think_steps,
+                                         weight_decay=args.weight_decay, progress=bar.update)
     else:
         paper, paper_name = PAPER_MEMNN_STRONG, "MemNN strong supervision (paper)"
         train = lambda t, bar: train_memnn(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731

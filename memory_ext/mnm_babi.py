@@ -90,9 +90,9 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
               restarts: int = 1, seed: int = 0, memory_size: int = 50, batch_size: int = 32,
               lr: float = 1e-3, recon_weight: float = 0.1, d: int = 64, hidden: int = 128,
               memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused",
-              think_steps: int = 2, progress=None) -> Dict:
-    """Single-task MNM training with Adam; keeps the epoch and restart with the lowest
-    validation error. Returns test / validation error, wall time and per-restart figures.
+              think_steps: int = 2, weight_decay: float = 0.0, progress=None) -> Dict:
+    """Single-task MNM training with AdamW (decoupled weight decay; 0 is plain Adam); keeps the
+    epoch and restart with the lowest validation error. Returns test / validation error, wall time and per-restart figures.
 
     Under `torchrun --nproc_per_node N` the model runs under DistributedDataParallel (gloo on
     CPU, nccl on CUDA) and each rank trains on its 1/N of the training examples."""
@@ -107,7 +107,7 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
         g = torch.Generator().manual_seed(seed * 7919 + task * 101 + r)
         model = MNMReader(len(vocab), J, d, hidden, memory_widths, rule, impl, think_steps)
         step = model if world == 1 else nn.parallel.DistributedDataParallel(model)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         # every rank the same number of examples, so the same number of batches (DDP steps)
         mine = torch.arange(rank, tr.answers.numel() // world * world, world)
         best = {"val_error": 2.0}

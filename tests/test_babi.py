@@ -110,6 +110,25 @@ def test_cli_babi_writes_json_and_png(model, tmp_path):
     assert (tmp_path / f"{model}_errors.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_babi_refuses_a_negative_weight_decay(tmp_path):
+    with pytest.raises(ValueError, match="--weight-decay must be >= 0, got -0.1"):
+        main(["babi", "--model", "mnm", "--tasks", "1", "--data", DATA, "--weight-decay", "-0.1",
+              "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_mnm_weight_decay_shrinks_the_weights():
+    if not os.path.isdir(DATA):
+        pytest.skip("shared bAbI data not found")
+    from memory_ext.mnm_babi import train_mnm
+    norms = {}
+    for wd in (0.0, 50.0):  # a decay this large dominates one epoch of lr 1e-3 steps
+        model = train_mnm(DATA, 1, split="en", epochs=1, weight_decay=wd, hidden=16, d=8,
+                          memory_widths=(8, 8, 8))["model"]
+        norms[wd] = sum(p.detach().square().sum() for p in model.parameters()).sqrt().item()
+    assert norms[50.0] < 0.8 * norms[0.0]
+
+
 def test_memnn_time_features_prefer_the_nearest_memory_older_than_the_chosen_one():
     from memory_ext.memnn import MemNN
     m = MemNN(vocab_size=6, memory_size=5, d=4, time_scale=2.0)
