@@ -92,7 +92,8 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
               memory_widths=(64, 128, 64), rule: str = "local", impl: str = "fused",
               think_steps: int = 2, weight_decay: float = 0.0, progress=None) -> Dict:
     """Single-task MNM training with AdamW (decoupled weight decay; 0 is plain Adam); keeps the
-    epoch and restart with the lowest validation error. Returns test / validation error, wall time and per-restart figures.
+    epoch and restart with the lowest validation error. Returns test / validation error, wall
+    time and per-restart figures.
 
     Under `torchrun --nproc_per_node N` the model runs under DistributedDataParallel (gloo on
     CPU, nccl on CUDA) and each rank trains on its 1/N of the training examples."""

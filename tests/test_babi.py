@@ -150,7 +150,7 @@ def test_memnn_time_features_prefer_the_nearest_memory_older_than_the_chosen_one
     s1 = (u1[:, None] * M).sum(-1)[0, :4]
     expect = 2 * (-0.5 * age + torch.tensor([3., 3., 0., 0.]) - 0.25 * torch.tensor([2., 1., 0., 0.]))
     assert torch.allclose(s1, expect)
-    idx, scores = memory_ext.slot_read_hard(u0, M, Q, torch.tensor([4]), hops=2)
+    idx, _ = memory_ext.slot_read_hard(u0, M, Q, torch.tensor([4]), hops=2)
     assert idx[0, 0].item() == 3  # the newest memory wins on recency alone
     idx, _ = memory_ext.slot_read_hard(u1, M, Q, torch.tensor([4]), hops=1)
     assert idx.tolist() == [[1]]  # the nearest memory older than the chosen one

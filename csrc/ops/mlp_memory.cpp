@@ -437,7 +437,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   if (grad_recon) check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});
 
   std::vector<Tensor> g_w0, g_z, gwT, ck;
-  const bool kernel_writes_g_w0 = s.B > 0 && s.T > 0;  // it ends with a full copy into g_w0
+  const bool kernel_writes_g_w0 = s.B > 0 && s.T > 0;  // every element's g_w0, in full
   for (int l = 0; l < s.L; ++l) {
     g_w0.push_back(kernel_writes_g_w0 ? at::empty({s.B, s.n[l + 1], s.n[l]}, ref.options())
                                       : at::zeros({s.B, s.n[l + 1], s.n[l]}, ref.options()));
