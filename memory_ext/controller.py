@@ -60,19 +60,34 @@ class _MemoryHeads(nn.Module):
     def initial(self, batch: int) -> List[Tensor]:
         return [w.unsqueeze(0).expand(batch, -1, -1) for w in self.w0]
 
-    def interaction(self, f: Tensor):
-        """f [..., F] -> (k_w [..., H, n0], targets, beta [...], k_r [..., H, n0], v_w [..., H, nL])."""
+    def merged_target_map(self) -> Optional[Tuple[Tensor, Tensor]]:
+        """Rule "local": the L target Linears stacked into one (weight [sum n_l, nL], bias), so
+        a step makes every layer's targets in one matmul; None for rule "grad"."""
+        if self.targets is None:
+            return None
+        return (torch.cat([m.weight for m in self.targets]), torch.cat([m.bias for m in self.targets]))
+
+    def interaction(self, f: Tensor, maps: Optional[Tuple[Tensor, Tensor]] = None):
+        """f [..., F] -> (k_w [..., H, n0], targets, beta [...], k_r [..., H, n0], v_w [..., H, nL]).
+        maps: merged_target_map(), made once per sequence by a caller that steps (else here)."""
         n0, nL, H = self.widths[0], self.widths[-1], self.heads
         z = torch.tanh(self.interact(f))
         beta = torch.sigmoid(self.beta(z[..., : self.n_beta])).squeeze(-1)
         per_head = z[..., self.n_beta:].unflatten(-1, (H, 2 * n0 + nL))
         k_w, v_w, k_r = per_head.split([n0, nL, n0], -1)
-        targets = v_w if self.rule == "grad" else [m(v_w) for m in self.targets]
+        if self.rule == "grad":
+            return k_w, v_w, beta, k_r, v_w
+        weight, bias = maps if maps is not None else self.merged_target_map()
+        targets = list(nn.functional.linear(v_w, weight, bias).split(self.widths[1:], -1))
         return k_w, targets, beta, k_r, v_w
 
-    def step(self, W: List[Tensor], f: Tensor):
-        """One write + read from features f [B, F]: (new weights, reads [B, H nL], recon [B])."""
-        k_w, targets, beta, k_r, v_w = self.interaction(f)
+    def step(self, W: List[Tensor], f: Tensor, maps=None, write: Optional[Tensor] = None):
+        """One write + read from features f [B, F]: (new weights, reads [B, H nL], recon [B]).
+        maps: as for interaction(); write [B] bool or None: rows where it is False write nothing
+        (beta 0 leaves their weights exactly as they were)."""
+        k_w, targets, beta, k_r, v_w = self.interaction(f, maps)
+        if write is not None:
+            beta = beta * write.to(beta.dtype)
         if self.impl == "fused":
             W, reads, recon = mlp_memory_step(W, k_w, targets, beta, k_r, rule=self.rule,
                                               activation=self.activation, recon_values=v_w)
@@ -171,23 +186,36 @@ class MNMController(_Stateful):
         else:
             st = dict(self.state)
         W, h, c, reads = st["W"], st["h"], st["c"], st["reads"]
-        ys, recons = [], []
+        # nn.LSTMCell's math with the input projection of all T steps in one matmul and one
+        # matmul per step for [read ; h] (fewer, larger ops: the loop is overhead-bound)
+        lstm, I = self.lstm, self.input_size
+        gx = nn.functional.linear(x, lstm.weight_ih[:, :I], lstm.bias_ih + lstm.bias_hh)
+        w_rec = torch.cat([lstm.weight_ih[:, I:], lstm.weight_hh], 1).t()  # [R + hidden, 4 hidden]
+        maps = self.memory.merged_target_map()
+        hs, rs, recons = [], [], []
         for t in range(T):
-            h1, c1 = self.lstm(torch.cat([x[:, t], reads], -1), (h, c))
-            W1, reads1, recon = self.memory.step(W, h1)
-            y = self.out(torch.cat([h1, reads1], -1))
-            if mask is not None:
+            gates = torch.addmm(gx[:, t], torch.cat([reads, h], 1), w_rec)
+            i, f, g, o = gates.chunk(4, 1)
+            c1 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h1 = torch.sigmoid(o) * torch.tanh(c1)
+            if mask is None:
+                W, reads, recon = self.memory.step(W, h1, maps=maps)
+                h, c = h1, c1
+            else:  # a masked row writes nothing (beta 0 leaves W exactly as it is)
                 m = mask[:, t, None]
-                h1, c1, reads1 = (torch.where(m, a, b) for a, b in ((h1, h), (c1, c), (reads1, reads)))
-                W1 = [torch.where(m[:, :, None], a, b) for a, b in zip(W1, W)]
-                y, recon = y * m, recon * m[:, 0]
-            h, c, W, reads = h1, c1, W1, reads1
-            ys.append(y)
+                W, reads1, recon = self.memory.step(W, h1, maps=maps, write=m[:, 0])
+                h, c, reads = (torch.where(m, a, b) for a, b in ((h1, h), (c1, c), (reads1, reads)))
+                recon = recon * m[:, 0]
+            hs.append(h1)
+            rs.append(reads if mask is None else reads1)
             recons.append(recon)
         self.state = {"W": W, "h": h, "c": c, "reads": reads}
         if T == 0:
             return x.new_zeros(B, 0, self.out.out_features), x.new_zeros(B, 0)
-        return torch.stack(ys, 1), torch.stack(recons, 1)
+        y = self.out(torch.cat([torch.stack(hs, 1), torch.stack(rs, 1)], -1))  # all T at once
+        if mask is not None:
+            y = y * mask[..., None]
+        return y, torch.stack(recons, 1)
 
 
 class MemoryTransformerBlock(_Stateful):

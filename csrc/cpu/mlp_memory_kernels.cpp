@@ -1,6 +1,7 @@
 // CPU kernels of the MLP memory ops: the shared per-batch-element algorithm
 // (mlp_memory_core.h) run by CpuExec. Built twice, see CMakeLists.txt.
 #include "cpu_exec.h"
+#include "thread_scratch.h"
 #include "memory_ext/mlp_memory_core.h"
 #include "mlp_memory_kernels.h"
 
@@ -16,13 +17,16 @@ namespace memory_ext {
 namespace cpu {
 namespace {
 
+// Every batch element of a thread reuses one scratch (thread_scratch): it stays in cache from
+// one element to the next and from call to call, and no fresh pages are touched per call.
+
 template <typename T>
 void scan_fwd(const MlpScanFwdParams<T>& params, int b0, int b1) {
   CpuExec ex;
   MlpScanFwdParams<T> p = params;
   p.update_in_output = true;  // in cache either way on the CPU: skip the copy in and out
-  const std::size_t ws = mlp_fwd_workspace(p.s);
-  for (int b = b0; b < b1; ++b) mlp_scan_forward_elem(ex, p, b, p.workspace + b * ws);
+  ThreadScratch<T> ws(mlp_fwd_workspace(p.s));
+  for (int b = b0; b < b1; ++b) mlp_scan_forward_elem(ex, p, b, ws.get());
 }
 
 template <typename T>
@@ -31,25 +35,22 @@ void scan_bwd(const MlpScanBwdParams<T>& params, int b0, int b1) {
   MlpScanBwdParams<T> p = params;
   p.in_place = true;  // g_w0 and the checkpoints are in this process's memory: no copies
   const std::size_t hot = MlpBwdScratch<T>::carve_hot(p.s, nullptr, nullptr);
-  const std::size_t ws = mlp_bwd_workspace(p.s, p.ckpt_every);
-  for (int b = b0; b < b1; ++b) {
-    T* base = p.workspace + b * ws;
-    mlp_scan_backward_elem(ex, p, b, base, base + hot);
-  }
+  ThreadScratch<T> ws(mlp_bwd_workspace(p.s, p.ckpt_every));
+  for (int b = b0; b < b1; ++b) mlp_scan_backward_elem(ex, p, b, ws.get(), ws.get() + hot);
 }
 
 template <typename T>
 void read_fwd(const MlpReadParams<T>& p, int b0, int b1) {
   CpuExec ex;
-  const std::size_t ws = mlp_read_workspace(p.s);
-  for (int b = b0; b < b1; ++b) mlp_read_forward_elem(ex, p, b, p.workspace + b * ws);
+  ThreadScratch<T> ws(mlp_read_workspace(p.s));
+  for (int b = b0; b < b1; ++b) mlp_read_forward_elem(ex, p, b, ws.get());
 }
 
 template <typename T>
 void read_bwd(const MlpReadParams<T>& p, int b0, int b1) {
   CpuExec ex;
-  const std::size_t ws = mlp_read_workspace(p.s);
-  for (int b = b0; b < b1; ++b) mlp_read_backward_elem(ex, p, b, p.workspace + b * ws);
+  ThreadScratch<T> ws(mlp_read_workspace(p.s));
+  for (int b = b0; b < b1; ++b) mlp_read_backward_elem(ex, p, b, ws.get());
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ struct CudaBackend {
       MlpBackend b{};
       b.name = "CUDA";
       b.supports_f64 = false;
+      b.host_workspace = true;
       b.scan_fwd_f32 = [](const MlpScanFwdParams<float>& p, void* s) { check(mlp_scan_fwd(p, s), "mlp_scan_fwd"); };
       b.scan_bwd_f32 = [](const MlpScanBwdParams<float>& p, void* s) { check(mlp_scan_bwd(p, s), "mlp_scan_bwd"); };
       b.read_fwd_f32 = [](const MlpReadParams<float>& p, void* s) { check(mlp_read_fwd(p, s), "mlp_read_fwd"); };

@@ -89,6 +89,17 @@ Tensor new_output(const Tensor& like, at::IntArrayRef sizes) {
   return t;
 }
 
+// The kernels' scratch: [B, per_element] when the backend wants it from the host, else none.
+Tensor kernel_workspace(const MlpBackend& be, int64_t B, std::size_t per_element,
+                        const Tensor& like) {
+  return at::empty({be.host_workspace ? B : 0, static_cast<int64_t>(per_element)}, like.options());
+}
+
+template <typename T>
+T* workspace_ptr(const Tensor& ws) {
+  return ws.numel() > 0 ? ws.data_ptr<T>() : nullptr;
+}
+
 // Weights define B, L, n_0..n_L, dtype and device.
 MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* name) {
   MlpShape s;
@@ -268,9 +279,8 @@ void run_scan_fwd(const MlpBackend& be, const ScanInputs& in, FwdOut& o, int C) 
     p.ckpt[l] = o.ckpt.empty() ? nullptr : o.ckpt[l].data_ptr<T>();
   }
   p.recon = in.recon ? o.recon.data_ptr<T>() : nullptr;
-  Tensor ws = at::empty({in.s.B, static_cast<int64_t>(mlp_fwd_workspace(in.s))},
-                        in.w[0].options());
-  p.workspace = ws.data_ptr<T>();
+  Tensor ws = kernel_workspace(be, in.s.B, mlp_fwd_workspace(in.s), in.w[0]);
+  p.workspace = workspace_ptr<T>(ws);
   launch_scan_fwd(be, p);
 }
 
@@ -316,7 +326,7 @@ Tensor mlp_memory_read_impl(const MlpBackend& be, TensorList weights, const Tens
   std::vector<Tensor> w;
   for (const auto& t : weights) w.push_back(t.contiguous());
   Tensor k = keys.contiguous();
-  Tensor ws = at::empty({s.B, static_cast<int64_t>(mlp_read_workspace(s))}, w[0].options());
+  Tensor ws = kernel_workspace(be, s.B, mlp_read_workspace(s), w[0]);
   AT_DISPATCH_FLOATING_TYPES(w[0].scalar_type(), "mlp_memory_read", [&] {
     MlpReadParams<scalar_t> p;
     p.s = s;
@@ -324,7 +334,7 @@ Tensor mlp_memory_read_impl(const MlpBackend& be, TensorList weights, const Tens
     for (int l = 0; l < s.L; ++l) p.w[l] = w[l].data_ptr<scalar_t>();
     p.keys = k.data_ptr<scalar_t>();
     p.out = out.data_ptr<scalar_t>();
-    p.workspace = ws.data_ptr<scalar_t>();
+    p.workspace = workspace_ptr<scalar_t>(ws);
     launch_read_fwd(be, p);
   });
   return out;
@@ -349,7 +359,7 @@ std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBacken
   Tensor gk = at::zeros_like(keys, at::MemoryFormat::Contiguous);
   if (s.B == 0 || s.Hr == 0) return {gw, gk};
   Tensor k = keys.contiguous(), go = grad_reads.contiguous();
-  Tensor ws = at::empty({s.B, static_cast<int64_t>(mlp_read_workspace(s))}, w[0].options());
+  Tensor ws = kernel_workspace(be, s.B, mlp_read_workspace(s), w[0]);
   AT_DISPATCH_FLOATING_TYPES(w[0].scalar_type(), "mlp_memory_read_bwd", [&] {
     MlpReadParams<scalar_t> p;
     p.s = s;
@@ -361,7 +371,7 @@ std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBacken
     p.keys = k.data_ptr<scalar_t>();
     p.g_out = go.data_ptr<scalar_t>();
     p.g_keys = gk.data_ptr<scalar_t>();
-    p.workspace = ws.data_ptr<scalar_t>();
+    p.workspace = workspace_ptr<scalar_t>(ws);
     launch_read_bwd(be, p);
   });
   return {gw, gk};
@@ -454,8 +464,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   Tensor gr = grad_recon ? grad_recon->contiguous() : Tensor();
 
   if (kernel_writes_g_w0) {
-    const std::size_t wsz = mlp_bwd_workspace(s, static_cast<int>(checkpoint_every));
-    Tensor ws = at::empty({s.B, static_cast<int64_t>(wsz)}, ref.options());
+    Tensor ws = kernel_workspace(be, s.B, mlp_bwd_workspace(s, static_cast<int>(checkpoint_every)), ref);
     AT_DISPATCH_FLOATING_TYPES(ref.scalar_type(), "mlp_memory_scan_bwd", [&] {
       MlpScanBwdParams<scalar_t> p;
       MlpScanFwdParams<scalar_t> f;
@@ -484,7 +493,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
       p.g_alpha = in.alpha ? g_alpha.data_ptr<scalar_t>() : nullptr;
       p.g_kr = g_kr.data_ptr<scalar_t>();
       p.g_rv = in.rv ? g_rv.data_ptr<scalar_t>() : p.g_z[0];
-      p.workspace = ws.data_ptr<scalar_t>();
+      p.workspace = workspace_ptr<scalar_t>(ws);
       launch_scan_bwd(be, p);
     });
   } else {

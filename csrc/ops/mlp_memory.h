@@ -15,6 +15,9 @@ namespace memory_ext {
 struct MlpBackend {
   const char* name;
   bool supports_f64;
+  // true: the host allocates the kernels' scratch, one row per batch element (CUDA: a block's
+  // spill space); false: the kernels bring their own (CPU: a per-thread buffer kept warm).
+  bool host_workspace;
   void (*scan_fwd_f32)(const MlpScanFwdParams<float>&, void* stream);
   void (*scan_fwd_f64)(const MlpScanFwdParams<double>&, void* stream);
   void (*scan_bwd_f32)(const MlpScanBwdParams<float>&, void* stream);
