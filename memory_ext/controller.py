@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from . import reference
+from .mnm_sequence import SequenceSpec, mnm_sequence
 from .ops import mlp_memory_scan, mlp_memory_step
 
 _IMPLS = ("fused", "reference")
@@ -78,7 +79,9 @@ class _MemoryHeads(nn.Module):
         if self.rule == "grad":
             return k_w, v_w, beta, k_r, v_w
         weight, bias = maps if maps is not None else self.merged_target_map()
-        targets = list(nn.functional.linear(v_w, weight, bias).split(self.widths[1:], -1))
+        # as a 2-D matmul: linear() on the 3-D strided v_w would go through an expanded bmm
+        flat = nn.functional.linear(v_w.reshape(-1, nL), weight, bias)
+        targets = list(flat.view(*v_w.shape[:-1], -1).split(self.widths[1:], -1))
         return k_w, targets, beta, k_r, v_w
 
     def step(self, W: List[Tensor], f: Tensor, maps=None, write: Optional[Tensor] = None):
@@ -175,6 +178,9 @@ class MNMController(_Stateful):
         self.lstm = nn.LSTMCell(input_size + self.memory.read_width, hidden_size)
         self.out = nn.Linear(hidden_size + self.memory.read_width, output_size)
         self.state = None
+        # impl "fused": the whole time loop is one autograd node (mnm_sequence) unless this is
+        # False, which runs a per-step autograd loop around the fused memory step instead
+        self.sequence_node = True
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """x [B, T, input_size]; mask [B, T] bool or None: at steps where it is False the row
@@ -185,15 +191,37 @@ class MNMController(_Stateful):
             st = {"W": self.memory.initial(B), "h": h, "c": h, "reads": x.new_zeros(B, self.memory.read_width)}
         else:
             st = dict(self.state)
-        W, h, c, reads = st["W"], st["h"], st["c"], st["reads"]
+        if T == 0:
+            self.state = st
+            return x.new_zeros(B, 0, self.out.out_features), x.new_zeros(B, 0)
         # nn.LSTMCell's math with the input projection of all T steps in one matmul and one
-        # matmul per step for [read ; h] (fewer, larger ops: the loop is overhead-bound)
+        # matmul per step for [read ; h]
         lstm, I = self.lstm, self.input_size
         gx = nn.functional.linear(x, lstm.weight_ih[:, :I], lstm.bias_ih + lstm.bias_hh)
         w_rec = torch.cat([lstm.weight_ih[:, I:], lstm.weight_hh], 1).t()  # [R + hidden, 4 hidden]
         maps = self.memory.merged_target_map()
+        if self.memory.impl == "fused" and self.sequence_node:
+            mem = self.memory
+            spec = SequenceSpec(mem.n_beta, mem.heads, tuple(mem.widths), mem.rule, mem.activation)
+            w_tgt, b_tgt = maps if maps is not None else (None, None)
+            hs, rs, recon, (h, c, reads, W) = mnm_sequence(
+                spec, gx, None if mask is None else mask.to(x.dtype), st["h"], st["c"],
+                st["reads"], st["W"], w_rec, mem.interact.weight, mem.interact.bias,
+                mem.beta.weight, mem.beta.bias, w_tgt, b_tgt)
+        else:
+            hs, rs, recon, (h, c, reads, W) = self._step_loop(gx, w_rec, maps, mask, st)
+        self.state = {"W": W, "h": h, "c": c, "reads": reads}
+        y = self.out(torch.cat([hs, rs], -1))  # all T at once
+        if mask is not None:
+            y = y * mask[..., None]
+        return y, recon
+
+    def _step_loop(self, gx: Tensor, w_rec: Tensor, maps, mask: Optional[Tensor], st: dict):
+        """The recurrence as a per-step autograd loop (impl "reference", or sequence_node
+        False); same contract as mnm_sequence()."""
+        W, h, c, reads = st["W"], st["h"], st["c"], st["reads"]
         hs, rs, recons = [], [], []
-        for t in range(T):
+        for t in range(gx.shape[1]):
             gates = torch.addmm(gx[:, t], torch.cat([reads, h], 1), w_rec)
             i, f, g, o = gates.chunk(4, 1)
             c1 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -209,13 +237,7 @@ class MNMController(_Stateful):
             hs.append(h1)
             rs.append(reads if mask is None else reads1)
             recons.append(recon)
-        self.state = {"W": W, "h": h, "c": c, "reads": reads}
-        if T == 0:
-            return x.new_zeros(B, 0, self.out.out_features), x.new_zeros(B, 0)
-        y = self.out(torch.cat([torch.stack(hs, 1), torch.stack(rs, 1)], -1))  # all T at once
-        if mask is not None:
-            y = y * mask[..., None]
-        return y, torch.stack(recons, 1)
+        return torch.stack(hs, 1), torch.stack(rs, 1), torch.stack(recons, 1), (h, c, reads, W)
 
 
 class MemoryTransformerBlock(_Stateful):

@@ -132,14 +132,28 @@ struct CpuExec {
     }
   }
 
-  // C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]: row updates, four k per pass over C's row.
+  // C[m,n] = a * sum_k A[k,m] B[k,n] + b Cin[m,n] (Cin may be C): row updates, four k per
+  // pass over C's row; with Cin != C each row is copied and updated while in L1 (one pass).
   template <typename T>
-  void gemm_tn(int M, int N, int K, const T* A, const T* B, T* C, T a, T b) const {
+  void gemm_tn_from(int M, int N, int K, const T* A, const T* B, const T* Cin, T* C, T a,
+                    T b) const {
     for (int m = 0; m < M; ++m) {
       T* cm = C + static_cast<long>(m) * N;
-      scale_row(cm, N, b);
+      if (Cin == C || b == T(0)) {
+        scale_row(cm, N, b);
+      } else {
+        const T* __restrict cin = Cin + static_cast<long>(m) * N;
+#pragma omp simd
+        for (int n = 0; n < N; ++n) cm[n] = b * cin[n];
+      }
       axpy_rows(cm, N, K, B, N, [&](int k) { return a * A[static_cast<long>(k) * M + m]; });
     }
+  }
+
+  // C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]
+  template <typename T>
+  void gemm_tn(int M, int N, int K, const T* A, const T* B, T* C, T a, T b) const {
+    gemm_tn_from(M, N, K, A, B, C, C, a, b);
   }
 
   // C[m,n] = epi(m, n, a * sum_k A[m,k] B[k,n] + b C[m,n])

@@ -60,15 +60,22 @@ struct CudaExec {
     }
   }
 
-  // C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]
+  // C[m,n] = a * sum_k A[k,m] B[k,n] + b Cin[m,n]  (Cin may be C)
   template <typename T>
-  __device__ void gemm_tn(int M, int N, int K, const T* A, const T* B, T* C, T a, T b) const {
+  __device__ void gemm_tn_from(int M, int N, int K, const T* A, const T* B, const T* Cin, T* C,
+                               T a, T b) const {
     for (int idx = threadIdx.x; idx < M * N; idx += blockDim.x) {
       const int m = idx / N, n = idx - (idx / N) * N;
       T s = T(0);
       for (int k = 0; k < K; ++k) s += A[k * M + m] * B[k * N + n];
-      C[idx] = a * s + (b != T(0) ? b * C[idx] : T(0));
+      C[idx] = a * s + (b != T(0) ? b * Cin[idx] : T(0));
     }
+  }
+
+  // C[m,n] = a * sum_k A[k,m] B[k,n] + b C[m,n]
+  template <typename T>
+  __device__ void gemm_tn(int M, int N, int K, const T* A, const T* B, T* C, T a, T b) const {
+    gemm_tn_from(M, N, K, A, B, C, C, a, b);
   }
 
   // C[m,n] = epi(m, n, a * sum_k A[m,k] B[k,n] + b C[m,n])

@@ -55,13 +55,18 @@ struct ThreadExec {
     }
   }
   template <typename U>
-  void gemm_tn(int M, int N, int K, const U* A, const U* B, U* C, U a, U b) const {
+  void gemm_tn_from(int M, int N, int K, const U* A, const U* B, const U* Cin, U* C, U a,
+                    U b) const {
     for (int idx = tid; idx < M * N; idx += nt) {
       const int m = idx / N, n = idx % N;
       U s = U(0);
       for (int k = 0; k < K; ++k) s += A[k * M + m] * B[k * N + n];
-      C[idx] = a * s + (b != U(0) ? b * C[idx] : U(0));
+      C[idx] = a * s + (b != U(0) ? b * Cin[idx] : U(0));
     }
+  }
+  template <typename U>
+  void gemm_tn(int M, int N, int K, const U* A, const U* B, U* C, U a, U b) const {
+    gemm_tn_from(M, N, K, A, B, C, C, a, b);
   }
   template <typename U, typename Epi>
   void gemm_nn(int M, int N, int K, const U* A, const U* B, U* C, U a, U b, Epi epi) const {

@@ -151,16 +151,13 @@ ME_DEVICE void write_errors(E& ex, const MlpShape& s, Activation act, WriteRule 
   }
 }
 
-// W_out[l] = (1 - alpha) W_in[l] - beta[l] D[l+1]^T A[l]. W_out may equal W_in. Ends synced.
+// W_out[l] = (1 - alpha) W_in[l] - beta[l] D[l+1]^T A[l], one pass over the weights. W_out
+// may equal W_in. Ends synced.
 template <typename T, typename E>
 ME_DEVICE void write_apply(E& ex, const MlpShape& s, T* const* W_in, T* const* W_out,
                            T* const* A, T* const* D, const T* beta, T keep) {
   for (int l = 0; l < s.L; ++l) {
-    if (W_out[l] != W_in[l]) copy_n(ex, s.weight_numel(l), W_in[l], W_out[l]);
-  }
-  ex.sync();
-  for (int l = 0; l < s.L; ++l) {
-    ex.gemm_tn(s.n[l + 1], s.n[l], s.H, D[l + 1], A[l], W_out[l], -beta[l], keep);
+    ex.gemm_tn_from(s.n[l + 1], s.n[l], s.H, D[l + 1], A[l], W_in[l], W_out[l], -beta[l], keep);
   }
   ex.sync();
 }
@@ -184,9 +181,19 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
   MlpFwdScratch<T> sc;
   MlpFwdScratch<T>::carve(s, ws, &sc);
   const int n0 = s.n[0], nL = s.n[s.L];
+  // cur: the weights before the step. update_in_output: the first step reads w0 where it is
+  // and its write lands in w_out (no copy); otherwise w0 is copied into the scratch first.
+  T* cur[kMaxLayers];
   for (int l = 0; l < s.L; ++l) {
-    if (p.update_in_output) sc.W[l] = p.w_out[l] + std::size_t(b) * s.weight_numel(l);
-    copy_n(ex, s.weight_numel(l), p.w0[l] + std::size_t(b) * s.weight_numel(l), sc.W[l]);
+    const T* w0 = p.w0[l] + std::size_t(b) * s.weight_numel(l);
+    if (p.update_in_output) {
+      sc.W[l] = p.w_out[l] + std::size_t(b) * s.weight_numel(l);
+      cur[l] = const_cast<T*>(w0);
+      if (s.T == 0) copy_n(ex, s.weight_numel(l), w0, sc.W[l]);
+    } else {
+      copy_n(ex, s.weight_numel(l), w0, sc.W[l]);
+      cur[l] = sc.W[l];
+    }
   }
   ex.sync();
   const T keep = p.alpha ? T(1) - p.alpha[b] : T(1);
@@ -196,7 +203,7 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
     if (p.ckpt[0] != nullptr && t % p.ckpt_every == 0) {
       const int k = t / p.ckpt_every;
       for (int l = 0; l < s.L; ++l) {
-        copy_n(ex, s.weight_numel(l), sc.W[l],
+        copy_n(ex, s.weight_numel(l), cur[l],
                p.ckpt[l] + (std::size_t(b) * NC + k) * s.weight_numel(l));
       }
     }
@@ -209,11 +216,12 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
       const int w = p.rule == WriteRule::Local ? s.n[l + 1] : nL;
       z[l] = p.z[l] + bt * s.H * w;
     }
-    mlp_forward(ex, s, p.act, sc.W, A, s.H);
-    write_errors<T>(ex, s, p.act, p.rule, sc.W, A, z, sc.D, nullptr);
+    mlp_forward(ex, s, p.act, cur, A, s.H);
+    write_errors<T>(ex, s, p.act, p.rule, cur, A, z, sc.D, nullptr);
     T beta[kMaxLayers];
     for (int l = 0; l < s.L; ++l) beta[l] = p.beta[beta_index<T>(s, p.beta_per_layer, bt, l)];
-    write_apply(ex, s, sc.W, sc.W, A, sc.D, beta, keep);
+    write_apply(ex, s, cur, sc.W, A, sc.D, beta, keep);
+    for (int l = 0; l < s.L; ++l) cur[l] = sc.W[l];
     // the read and the recon at the new weights: one forward over the stacked rows (read
     // keys [0, hr), write keys [hr, hr + hw)), one pass over W for both
     const int hr = s.Hr, hw = p.rv != nullptr ? s.H : 0;
