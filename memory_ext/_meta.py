@@ -53,6 +53,31 @@ def _scan_bwd_fake(checkpoints, write_keys, targets, beta, read_keys, alpha, rec
             like(recon_values) if recon_values is not None else write_keys.new_empty(0))
 
 
+def step_saved_numel(weights, heads: int) -> int:
+    """Elements per batch element of _mlp_memory_step_'s saved block (mlp_step_saved in C++:
+    per layer l = 1..L, A, D and g of H * n_l each, rounded up to 8)."""
+    return sum(3 * ((heads * w.shape[1] + 7) // 8 * 8) for w in weights)
+
+
+@torch.library.register_fake(_lib + "_mlp_memory_step_")
+def _step_inplace_fake(weights, write_keys, targets, beta, read_keys, alpha, recon_values, rule,
+                       activation):
+    B, H = write_keys.shape[0], write_keys.shape[1]
+    reads = read_keys.new_empty(B, read_keys.shape[1], weights[-1].shape[1])
+    recon = write_keys.new_empty(_recon_shape(rule, recon_values, B))
+    return reads, recon, write_keys.new_empty(B, step_saved_numel(weights, H))
+
+
+@torch.library.register_fake(_lib + "_mlp_memory_step_bwd_")
+def _step_bwd_inplace_fake(weights, grad_weights, saved, write_keys, targets, beta, read_keys,
+                           alpha, recon_values, grad_reads, grad_recon, rule, activation):
+    like = lambda t: t.new_empty(t.shape)  # noqa: E731
+    g_targets = write_keys.new_empty(*write_keys.shape[:2], sum(z.shape[-1] for z in targets))
+    return (like(write_keys), g_targets, like(beta), like(read_keys),
+            like(alpha) if alpha is not None else write_keys.new_empty(0),
+            like(recon_values) if recon_values is not None else write_keys.new_empty(0))
+
+
 @torch.library.register_fake(_lib + "delta_rule_step_")
 def _delta_rule_step_fake(state, q, k, v, beta, scale, out):
     return None  # writes state and out in place

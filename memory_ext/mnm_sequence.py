@@ -19,6 +19,11 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
+# backward undoes each step's write from its saved factors; a copy of the weights every this
+# many steps bounds the rounding drift of undoing
+CHECKPOINT_EVERY = 32
+
+
 class SequenceSpec(NamedTuple):
     """What the node needs to know of the memory heads (all plain values)."""
     n_beta: int
@@ -48,8 +53,11 @@ class _MNMSequence(torch.autograd.Function):
                 w_tgt, b_tgt, *W0):
         B, T = gx.shape[:2]
         nb = spec.n_beta
-        W: List[Tensor] = list(W0)
-        saved = {k: [] for k in ("W", "u", "s", "tc", "c_prev", "z", "beta", "beta_eff",
+        # the memory lives in one private buffer, updated in place step by step; backward
+        # undoes the steps from their saved factors, re-anchored at checkpoints
+        W: List[Tensor] = [w.clone(memory_format=torch.contiguous_format) for w in W0]
+        ckpts = {}
+        saved = {k: [] for k in ("mem", "u", "s", "tc", "c_prev", "z", "beta", "beta_eff",
                                  "targets")}
         hs, rs, recons = [], [], []
         for t in range(T):
@@ -67,11 +75,13 @@ class _MNMSequence(torch.autograd.Function):
             beta_eff = beta if mask is None else beta * mask[:, t]
             k_w, v_w, k_r = _split_heads(z, spec)
             targets = _targets(v_w, w_tgt, b_tgt, spec)
-            for k, v in (("W", W), ("u", u), ("s", s), ("tc", tc), ("c_prev", c), ("z", z),
+            if t % CHECKPOINT_EVERY == 0 and t > 0:
+                ckpts[t] = [w.clone() for w in W]
+            r_new, recon, mem = torch.ops.memory_ext._mlp_memory_step_(
+                W, k_w, targets, beta_eff, k_r, None, v_w, spec.rule, spec.activation)
+            for k, v in (("mem", mem), ("u", u), ("s", s), ("tc", tc), ("c_prev", c), ("z", z),
                          ("beta", beta), ("beta_eff", beta_eff), ("targets", targets)):
                 saved[k].append(v)
-            W, r_new, recon = torch.ops.memory_ext.mlp_memory_step(
-                W, k_w, targets, beta_eff, k_r, None, v_w, spec.rule, spec.activation)
             r_new = r_new.flatten(1)
             if mask is None:
                 h, c, r = h_new, c_new, r_new
@@ -82,11 +92,12 @@ class _MNMSequence(torch.autograd.Function):
             hs.append(h_new)
             rs.append(r_new)
             recons.append(recon)
-        ctx.spec, ctx.saved = spec, saved
+        ctx.spec, ctx.saved, ctx.ckpts, ctx.final = spec, saved, ckpts, W
         ctx.hs = hs
         ctx.save_for_backward(mask, w_rec, w_int, w_beta, w_tgt)
         ctx.has_tgt_bias = b_tgt is not None
-        return (torch.stack(hs, 1), torch.stack(rs, 1), torch.stack(recons, 1), h, c, r, *W)
+        return (torch.stack(hs, 1), torch.stack(rs, 1), torch.stack(recons, 1), h, c, r,
+                *[w.clone() for w in W])
 
     @staticmethod
     @once_differentiable
@@ -102,10 +113,10 @@ class _MNMSequence(torch.autograd.Function):
         dh = d_h if d_h is not None else zeros(B, Hd)
         dc = d_c if d_c is not None else zeros(B, Hd)
         dr = d_r if d_r is not None else zeros(B, R)
-        dW = [] if all(g is None for g in d_W) else [
-            g if g is not None else torch.zeros_like(w) for g, w in zip(d_W, sv["W"][-1])]
+        W = [w.clone() for w in ctx.final]  # W_T, turned back into W_0 step by step
+        G = [g.clone(memory_format=torch.contiguous_format) if g is not None
+             else torch.zeros_like(w) for g, w in zip(d_W, W)]  # dJ/dW_t, in place
         DG, DZ, DL, DT = [None] * T, [None] * T, [None] * T, [None] * T
-        bwd = torch.ops.memory_ext._mlp_memory_scan_bwd
         for t in reversed(range(T)):
             m = None if mask is None else mask[:, t, None]
             dh_new = dh if m is None else dh * m
@@ -121,25 +132,25 @@ class _MNMSequence(torch.autograd.Function):
             # the memory step
             z = sv["z"][t]
             k_w, v_w, k_r = _split_heads(z, spec)
-            one = lambda x: x.unsqueeze(1)  # noqa: E731  step-shaped -> scan-shaped (T = 1)
-            gw, gkw, gz, gbeta, gkr, _, grv = bwd(
-                [one(w) for w in sv["W"][t]], one(k_w), [one(x) for x in sv["targets"][t]],
-                one(sv["beta_eff"][t]), one(k_r), None, one(v_w),
-                dr_new.view(B, 1, H, nL), dW, None if d_rec is None else one(d_rec),
-                spec.rule, spec.activation, 1)
-            dW = list(gw)
-            gbeta = gbeta[:, 0] if m is None else gbeta[:, 0] * m[:, 0]
-            dv = grv[:, 0]
+            gkw, gz, gbeta, gkr, _, grv = torch.ops.memory_ext._mlp_memory_step_bwd_(
+                W, G, sv["mem"][t], k_w, sv["targets"][t], sv["beta_eff"][t], k_r, None, v_w,
+                dr_new.view(B, H, nL), d_rec, spec.rule, spec.activation)
+            if t in ctx.ckpts:  # W is now W_t: take the stored copy (no drift from undoing)
+                for w, k in zip(W, ctx.ckpts[t]):
+                    w.copy_(k)
+            if m is not None:
+                gbeta = gbeta * m[:, 0]
+            dv = grv
             if spec.rule == "grad":
-                dv = dv + gz[0][:, 0]
+                dv = dv + gz
             else:
-                dt = torch.cat([g[:, 0] for g in gz], -1)  # [B, H, sum n_l]
+                dt = gz  # [B, H, sum n_l]: every layer's target gradient
                 DT[t] = dt
                 dv = dv + (dt.reshape(B * H, -1) @ w_tgt).view(B, H, nL)
             beta = sv["beta"][t]
             dlogit = gbeta * beta * (1 - beta)
             dz = torch.cat([dlogit[:, None] * w_beta,
-                            torch.cat([gkw[:, 0], dv, gkr[:, 0]], -1).flatten(1)], 1)
+                            torch.cat([gkw, dv, gkr], -1).flatten(1)], 1)
             dz = dz * (1 - z * z)
             DZ[t], DL[t] = dz, dlogit
             dh_new = torch.addmm(dh_new, dz, w_int)
@@ -173,7 +184,7 @@ class _MNMSequence(torch.autograd.Function):
             V = torch.stack([_split_heads(z, spec)[1] for z in sv["z"]], 1).reshape(-1, nL)
             d_wtgt, d_btgt = DTf.t() @ V, DTf.sum(0)
         return (None, d_gx, None, dh, dc, dr, d_wrec, d_wint, d_bint, d_wbeta, d_bbeta, d_wtgt,
-                d_btgt if ctx.has_tgt_bias else None, *dW)
+                d_btgt if ctx.has_tgt_bias else None, *G)
 
 
 def mnm_sequence(spec: SequenceSpec, gx: Tensor, mask: Optional[Tensor], h: Tensor, c: Tensor,

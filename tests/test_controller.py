@@ -155,11 +155,16 @@ def test_masked_steps_leave_the_state_alone():
         ctl(x, mask.long())
 
 
+@pytest.mark.parametrize("checkpoint_every", [32, 2])
 @pytest.mark.parametrize("rule", ["local", "grad"])
-def test_sequence_node_matches_the_step_loop_with_mask_and_carried_state(rule):
-    """The fused time loop (one autograd node, hand-written backward) against the per-step
-    autograd loop: outputs, final state and the gradients of x, every parameter and the state
-    carried in from an earlier call (which itself needs gradients), with masked steps."""
+def test_sequence_node_matches_the_step_loop_with_mask_and_carried_state(rule, checkpoint_every,
+                                                                         monkeypatch):
+    """The fused time loop (one autograd node, hand-written backward, the memory updated in
+    place and undone step by step) against the per-step autograd loop: outputs, final state
+    and the gradients of x, every parameter and the state carried in from an earlier call
+    (which itself needs gradients), with masked steps; checkpoint_every 2 re-anchors the undone
+    weights at stored copies."""
+    monkeypatch.setattr(memory_ext.mnm_sequence, "CHECKPOINT_EVERY", checkpoint_every)
     torch.manual_seed(7)
     node = MNMController(5, 9, 4, memory_widths=[6, 8, 5], heads=2, rule=rule).double()
     loop = copy.deepcopy(node)

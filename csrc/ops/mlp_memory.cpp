@@ -266,6 +266,7 @@ struct FwdOut {
   std::vector<Tensor> w_out;
   Tensor recon;
   std::vector<Tensor> ckpt;
+  Tensor saved;  // [B, T, mlp_step_saved] when asked for
 };
 
 template <typename T>
@@ -279,14 +280,16 @@ void run_scan_fwd(const MlpBackend& be, const ScanInputs& in, FwdOut& o, int C) 
     p.ckpt[l] = o.ckpt.empty() ? nullptr : o.ckpt[l].data_ptr<T>();
   }
   p.recon = in.recon ? o.recon.data_ptr<T>() : nullptr;
+  p.saved = o.saved.defined() ? o.saved.data_ptr<T>() : nullptr;
   Tensor ws = kernel_workspace(be, in.s.B, mlp_fwd_workspace(in.s), in.w[0]);
   p.workspace = workspace_ptr<T>(ws);
   launch_scan_fwd(be, p);
 }
 
-// has_time false: step-shaped outputs, reads [B, Hr, n_L] and recon [B].
+// has_time false: step-shaped outputs, reads [B, Hr, n_L] and recon [B]. inplace: the weights
+// are updated where they are (in.w, contiguous) and each step's saved block is returned.
 FwdOut scan_forward(const MlpBackend& be, const ScanInputs& in, int64_t C, bool store_ckpt,
-                    bool has_time) {
+                    bool has_time, bool inplace = false) {
   const MlpShape& s = in.s;
   const Tensor& ref = in.w[0];
   FwdOut o;
@@ -296,9 +299,11 @@ FwdOut scan_forward(const MlpBackend& be, const ScanInputs& in, int64_t C, bool 
                       : (has_time ? new_output(ref, {s.B, s.T}) : new_output(ref, {s.B}));
   const int64_t NC = (s.T + C - 1) / C;
   for (int l = 0; l < s.L; ++l) {
-    o.w_out.push_back(new_output(ref, {s.B, s.n[l + 1], s.n[l]}));
+    o.w_out.push_back(inplace ? in.w[l] : new_output(ref, {s.B, s.n[l + 1], s.n[l]}));
     if (store_ckpt) o.ckpt.push_back(new_output(ref, {s.B, NC, s.n[l + 1], s.n[l]}));
   }
+  // zeroed: the alignment padding and (rule local) the g rows are never written
+  if (inplace) o.saved = at::zeros({s.B, static_cast<int64_t>(mlp_step_saved(s))}, ref.options());
   if (s.B == 0) return o;
   if (ref.scalar_type() == at::kFloat) {
     run_scan_fwd<float>(be, in, o, static_cast<int>(C));
@@ -308,6 +313,59 @@ FwdOut scan_forward(const MlpBackend& be, const ScanInputs& in, int64_t C, bool 
   return o;
 }
 
+
+// Zero-initialised gradients of a scan's inputs (scan-shaped, like ScanInputs).
+struct InputGrads {
+  Tensor kw, beta, kr, alpha, rv;
+  std::vector<Tensor> z;
+  explicit InputGrads(const ScanInputs& in) {
+    const Tensor& ref = in.w[0];
+    for (const auto& t : in.z) z.push_back(at::zeros_like(t));
+    kw = at::zeros_like(in.kw);
+    beta = at::zeros_like(in.beta);
+    kr = at::zeros_like(in.kr);
+    alpha = in.alpha ? at::zeros_like(*in.alpha) : at::empty({0}, ref.options());
+    rv = in.rv ? at::zeros_like(*in.rv) : at::empty({0}, ref.options());
+  }
+};
+
+// The backward parameters every backward shares: inputs, upstream grads, input grads.
+template <typename T>
+void fill_bwd_params(const ScanInputs& in, const InputGrads& g, const OptTensor& grad_reads,
+                     const OptTensor& grad_recon, MlpScanBwdParams<T>& p) {
+  MlpScanFwdParams<T> f;
+  fill_fwd_inputs(in, f);
+  p.s = in.s;
+  p.act = in.act;
+  p.rule = in.rule;
+  p.kw = f.kw;
+  for (int l = 0; l < kMaxLayers; ++l) p.z[l] = f.z[l];
+  p.beta = f.beta;
+  p.beta_per_layer = f.beta_per_layer;
+  p.alpha = f.alpha;
+  p.kr = f.kr;
+  p.rv = f.rv;
+  // grad_reads / grad_recon must be contiguous (see contiguous_opt)
+  p.g_reads = grad_reads ? grad_reads->data_ptr<T>() : nullptr;
+  p.g_recon = grad_recon ? grad_recon->data_ptr<T>() : nullptr;
+  p.g_kw = g.kw.data_ptr<T>();
+  for (size_t l = 0; l < g.z.size(); ++l) p.g_z[l] = g.z[l].data_ptr<T>();
+  p.g_beta = g.beta.data_ptr<T>();
+  p.g_alpha = in.alpha ? g.alpha.data_ptr<T>() : nullptr;
+  p.g_kr = g.kr.data_ptr<T>();
+  p.g_rv = in.rv ? g.rv.data_ptr<T>() : p.g_z[0];
+}
+
+OptTensor contiguous_opt(const OptTensor& t) {
+  return t ? OptTensor(t->contiguous()) : std::nullopt;
+}
+
+void check_inplace_weights(TensorList weights, const char* name) {
+  for (size_t l = 0; l < weights.size(); ++l) {
+    TORCH_CHECK(weights[l].is_contiguous(), name, "[", l,
+                "] must be contiguous: the in-place ops update it where it is");
+  }
+}
 
 }  // namespace
 
@@ -446,7 +504,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   }
   if (grad_recon) check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});
 
-  std::vector<Tensor> g_w0, g_z, gwT, ck;
+  std::vector<Tensor> g_w0, gwT, ck;
   const bool kernel_writes_g_w0 = s.B > 0 && s.T > 0;  // every element's g_w0, in full
   for (int l = 0; l < s.L; ++l) {
     g_w0.push_back(kernel_writes_g_w0 ? at::empty({s.B, s.n[l + 1], s.n[l]}, ref.options())
@@ -454,52 +512,85 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
     ck.push_back(checkpoints[l].contiguous());
     if (!grad_final_weights.empty()) gwT.push_back(grad_final_weights[l].contiguous());
   }
-  for (const auto& z : in.z) g_z.push_back(at::zeros_like(z));
-  Tensor g_kw = at::zeros_like(in.kw);
-  Tensor g_beta = at::zeros_like(in.beta);
-  Tensor g_kr = at::zeros_like(in.kr);
-  Tensor g_alpha = in.alpha ? at::zeros_like(*in.alpha) : at::empty({0}, ref.options());
-  Tensor g_rv = in.rv ? at::zeros_like(*in.rv) : at::empty({0}, ref.options());
-  Tensor go = grad_reads ? grad_reads->contiguous() : Tensor();
-  Tensor gr = grad_recon ? grad_recon->contiguous() : Tensor();
-
+  InputGrads g(in);
+  const OptTensor go = contiguous_opt(grad_reads), gr = contiguous_opt(grad_recon);
   if (kernel_writes_g_w0) {
     Tensor ws = kernel_workspace(be, s.B, mlp_bwd_workspace(s, static_cast<int>(checkpoint_every)), ref);
     AT_DISPATCH_FLOATING_TYPES(ref.scalar_type(), "mlp_memory_scan_bwd", [&] {
       MlpScanBwdParams<scalar_t> p;
-      MlpScanFwdParams<scalar_t> f;
-      fill_fwd_inputs(in, f);
-      p.s = s;
-      p.act = in.act;
-      p.rule = in.rule;
+      fill_bwd_params(in, g, go, gr, p);
       p.ckpt_every = static_cast<int>(checkpoint_every);
-      p.kw = f.kw;
-      for (int l = 0; l < kMaxLayers; ++l) p.z[l] = f.z[l];
-      p.beta = f.beta;
-      p.beta_per_layer = f.beta_per_layer;
-      p.alpha = f.alpha;
-      p.kr = f.kr;
-      p.rv = f.rv;
       for (int l = 0; l < s.L; ++l) {
         p.ckpt[l] = ck[l].data_ptr<scalar_t>();
         p.g_wT[l] = gwT.empty() ? nullptr : gwT[l].data_ptr<scalar_t>();
         p.g_w0[l] = g_w0[l].data_ptr<scalar_t>();
       }
-      p.g_reads = go.defined() ? go.data_ptr<scalar_t>() : nullptr;
-      p.g_recon = gr.defined() ? gr.data_ptr<scalar_t>() : nullptr;
-      p.g_kw = g_kw.data_ptr<scalar_t>();
-      for (size_t l = 0; l < g_z.size(); ++l) p.g_z[l] = g_z[l].data_ptr<scalar_t>();
-      p.g_beta = g_beta.data_ptr<scalar_t>();
-      p.g_alpha = in.alpha ? g_alpha.data_ptr<scalar_t>() : nullptr;
-      p.g_kr = g_kr.data_ptr<scalar_t>();
-      p.g_rv = in.rv ? g_rv.data_ptr<scalar_t>() : p.g_z[0];
       p.workspace = workspace_ptr<scalar_t>(ws);
       launch_scan_bwd(be, p);
     });
   } else {
     for (int l = 0; l < s.L && !gwT.empty(); ++l) g_w0[l].copy_(gwT[l]);
   }
-  return {g_w0, g_kw, g_z, g_beta, g_kr, g_alpha, g_rv};
+  return {g_w0, g.kw, g.z, g.beta, g.kr, g.alpha, g.rv};
+}
+
+std::tuple<Tensor, Tensor, Tensor> mlp_memory_step_inplace_impl(
+    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const Tensor& beta, const Tensor& read_keys, const OptTensor& alpha,
+    const OptTensor& recon_values, c10::string_view rule, c10::string_view activation) {
+  check_inplace_weights(weights, "weights");
+  ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
+                             recon_values, rule, activation, false, "weights");
+  FwdOut o = scan_forward(be, in, 1, false, false, /*inplace=*/true);
+  return {o.reads, o.recon, o.saved};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
+mlp_memory_step_bwd_inplace_impl(const MlpBackend& be, TensorList weights,
+                                 TensorList grad_weights, const Tensor& saved,
+                                 const Tensor& write_keys, TensorList targets, const Tensor& beta,
+                                 const Tensor& read_keys, const OptTensor& alpha,
+                                 const OptTensor& recon_values, const OptTensor& grad_reads,
+                                 const OptTensor& grad_recon, c10::string_view rule,
+                                 c10::string_view activation) {
+  check_inplace_weights(weights, "weights");
+  check_inplace_weights(grad_weights, "grad_weights");
+  ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
+                             recon_values, rule, activation, false, "weights");
+  const MlpShape& s = in.s;
+  const Tensor& ref = in.w[0];
+  TORCH_CHECK(grad_weights.size() == weights.size(), "grad_weights must hold L = ", s.L,
+              " tensors like weights, got ", grad_weights.size());
+  for (int l = 0; l < s.L; ++l) {
+    check_shape(grad_weights[l], Name("grad_weights", l),
+                {{"B", s.B}, {width(l + 1), s.n[l + 1]}, {width(l), s.n[l]}});
+    check_like(grad_weights[l], Name("grad_weights", l), ref);
+  }
+  check_shape(saved, "saved", {{"B", s.B}, {"S", static_cast<int64_t>(mlp_step_saved(s))}});
+  check_like(saved, "saved", ref);
+  TORCH_CHECK(saved.is_contiguous(), "saved must be contiguous");
+  if (grad_reads) {
+    check_shape(*grad_reads, "grad_reads", {{"B", s.B}, {"Hr", s.Hr}, {width(s.L), s.n[s.L]}});
+  }
+  if (grad_recon) check_shape(*grad_recon, "grad_recon", {{"B", s.B}});
+  InputGrads g(in);
+  const OptTensor go = contiguous_opt(grad_reads), gr = contiguous_opt(grad_recon);
+  if (s.B > 0) {
+    Tensor ws = kernel_workspace(be, s.B, mlp_bwd_workspace(s, 1), ref);
+    AT_DISPATCH_FLOATING_TYPES(ref.scalar_type(), "mlp_memory_step_bwd_", [&] {
+      MlpScanBwdParams<scalar_t> p;
+      fill_bwd_params(in, g, go, gr, p);
+      for (int l = 0; l < s.L; ++l) {
+        p.w_inout[l] = weights[l].data_ptr<scalar_t>();
+        p.g_w0[l] = grad_weights[l].data_ptr<scalar_t>();
+      }
+      p.saved = saved.data_ptr<scalar_t>();
+      p.workspace = workspace_ptr<scalar_t>(ws);
+      launch_scan_bwd(be, p);
+    });
+  }
+  // step-shaped like the inputs; the targets' gradients as one tensor [B, H, sum of widths]
+  return {g.kw, at::cat(g.z, -1), g.beta, g.kr, g.alpha, g.rv};
 }
 
 }  // namespace memory_ext

@@ -80,4 +80,25 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints,  // [B, N
                          const OptTensor& grad_recon, c10::string_view rule,
                          c10::string_view activation, int64_t checkpoint_every);
 
+// In-place step for callers that own the weights (a controller's time loop): the weights
+// (contiguous) are updated where they are. Returns (reads [B, Hr, n_L], recon [B] or [0],
+// saved [B, mlp_step_saved]: what _mlp_memory_step_bwd_ needs).
+std::tuple<Tensor, Tensor, Tensor> mlp_memory_step_inplace_impl(
+    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const Tensor& beta, const Tensor& read_keys, const OptTensor& alpha,
+    const OptTensor& recon_values, c10::string_view rule, c10::string_view activation);
+
+// Its backward: weights hold W_t and become W_{t-1}; grad_weights hold dJ/dW_t and become
+// dJ/dW_{t-1}. Returns step-shaped (grad_write_keys, grad_targets (every target's gradient,
+// concatenated: [B, H, sum of their widths]), grad_beta, grad_read_keys, grad_alpha or [0],
+// grad_recon_values or [0]).
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
+mlp_memory_step_bwd_inplace_impl(const MlpBackend& be, TensorList weights,
+                                 TensorList grad_weights, const Tensor& saved,
+                                 const Tensor& write_keys, TensorList targets, const Tensor& beta,
+                                 const Tensor& read_keys, const OptTensor& alpha,
+                                 const OptTensor& recon_values, const OptTensor& grad_reads,
+                                 const OptTensor& grad_recon, c10::string_view rule,
+                                 c10::string_view activation);
+
 }  // namespace memory_ext

@@ -51,7 +51,25 @@ struct MlpOpsFor {
                                     g_recon, rule, a, C);
   }
 
+  static std::tuple<Tensor, Tensor, Tensor> step_inplace(
+      TensorList w, const Tensor& kw, TensorList z, const Tensor& beta, const Tensor& kr,
+      const OptTensor& alpha, const OptTensor& rv, c10::string_view rule, c10::string_view a) {
+    [[maybe_unused]] auto device_guard = Be::guard(kw);
+    return mlp_memory_step_inplace_impl(Be::get(), w, kw, z, beta, kr, alpha, rv, rule, a);
+  }
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> step_bwd_inplace(
+      TensorList w, TensorList gw, const Tensor& saved, const Tensor& kw, TensorList z,
+      const Tensor& beta, const Tensor& kr, const OptTensor& alpha, const OptTensor& rv,
+      const OptTensor& g_reads, const OptTensor& g_recon, c10::string_view rule,
+      c10::string_view a) {
+    [[maybe_unused]] auto device_guard = Be::guard(kw);
+    return mlp_memory_step_bwd_inplace_impl(Be::get(), w, gw, saved, kw, z, beta, kr, alpha, rv,
+                                            g_reads, g_recon, rule, a);
+  }
+
   static void register_all(torch::Library& m) {
+    m.impl("_mlp_memory_step_", TORCH_FN(step_inplace));
+    m.impl("_mlp_memory_step_bwd_", TORCH_FN(step_bwd_inplace));
     m.impl("mlp_memory_read", TORCH_FN(read));
     m.impl("_mlp_memory_read_bwd", TORCH_FN(read_bwd));
     m.impl("mlp_memory_write", TORCH_FN(write));

@@ -26,6 +26,17 @@ TORCH_LIBRARY(memory_ext, m) {
       "Tensor beta, Tensor read_keys, Tensor? alpha, Tensor? recon_values, Tensor? grad_reads, "
       "Tensor[] grad_final_weights, Tensor? grad_recon, str rule, str activation, "
       "int checkpoint_every) -> (Tensor[], Tensor, Tensor[], Tensor, Tensor, Tensor, Tensor)");
+  // in-place step and its backward for callers that own the weights (no autograd: the caller
+  // differentiates, e.g. memory_ext/mnm_sequence.py)
+  m.def(
+      "_mlp_memory_step_(Tensor(a!)[] weights, Tensor write_keys, Tensor[] targets, Tensor beta, "
+      "Tensor read_keys, Tensor? alpha, Tensor? recon_values, str rule, str activation) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def(
+      "_mlp_memory_step_bwd_(Tensor(a!)[] weights, Tensor(b!)[] grad_weights, Tensor saved, "
+      "Tensor write_keys, Tensor[] targets, Tensor beta, Tensor read_keys, Tensor? alpha, "
+      "Tensor? recon_values, Tensor? grad_reads, Tensor? grad_recon, str rule, "
+      "str activation) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "delta_rule_step_(Tensor(a!) state, Tensor q, Tensor k, Tensor v, Tensor beta, "
       "float scale, Tensor(b!) out) -> ()");

@@ -207,9 +207,13 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
                p.ckpt[l] + (std::size_t(b) * NC + k) * s.weight_numel(l));
       }
     }
-    T* A[kMaxLayers + 1];
+    T *A[kMaxLayers + 1], *D[kMaxLayers + 1], *g[kMaxLayers + 1];
+    if (p.saved != nullptr) {  // the in-place backward needs them: write them there directly
+      saved_step_views(s, p.saved + bt * mlp_step_saved(s), A, D, g);
+    } else {
+      for (int l = 1; l <= s.L; ++l) A[l] = sc.A[l], D[l] = sc.D[l];
+    }
     A[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
-    for (int l = 1; l <= s.L; ++l) A[l] = sc.A[l];
     const T* z[kMaxLayers];
     const int nz = p.rule == WriteRule::Local ? s.L : 1;
     for (int l = 0; l < nz; ++l) {
@@ -217,10 +221,10 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
       z[l] = p.z[l] + bt * s.H * w;
     }
     mlp_forward(ex, s, p.act, cur, A, s.H);
-    write_errors<T>(ex, s, p.act, p.rule, cur, A, z, sc.D, nullptr);
+    write_errors<T>(ex, s, p.act, p.rule, cur, A, z, D, p.saved != nullptr ? g : nullptr);
     T beta[kMaxLayers];
     for (int l = 0; l < s.L; ++l) beta[l] = p.beta[beta_index<T>(s, p.beta_per_layer, bt, l)];
-    write_apply(ex, s, cur, sc.W, A, sc.D, beta, keep);
+    write_apply(ex, s, cur, sc.W, A, D, beta, keep);
     for (int l = 0; l < s.L; ++l) cur[l] = sc.W[l];
     // the read and the recon at the new weights: one forward over the stacked rows (read
     // keys [0, hr), write keys [hr, hr + hw)), one pass over W for both
@@ -254,10 +258,13 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
 // ---------------------------------------------------------------------------------------------
 // Backward through one step t whose pre-update weights are Wp and post-update weights Wt.
 // On entry sc.G holds dJ/dW_t without this step's read/recon terms; on exit dJ/dW_{t-1}.
+// revert: Wp and Wt are one buffer holding W_t; after the read/recon terms it is turned back
+// into W_{t-1} = (W_t + beta D^T A) / keep in place (the in-place backward).
 template <typename T, typename E>
 ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b, int t,
                                       MlpBwdScratch<T>& sc, T* const* Wp, T* const* Wt,
-                                      T* const* A, T* const* D, T* const* g) {
+                                      T* const* A, T* const* D, T* const* g,
+                                      bool revert = false) {
   const MlpShape& s = p.s;
   const int L = s.L, n0 = s.n[0], nL = s.n[L];
   const std::size_t bt = std::size_t(b) * s.T + t;
@@ -304,6 +311,12 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
     T* gkw = p.g_kw + bt * s.H * n0;
     ex.for_n(hr * n0, [&](int i) { gkr[i] += gk[i]; });
     ex.for_n(hw * n0, [&](int i) { gkw[i] += gk[hr * n0 + i]; });
+    ex.sync();
+  }
+  if (revert) {
+    for (int l = 0; l < L; ++l) {
+      ex.gemm_tn(s.n[l + 1], s.n[l], s.H, D[l + 1], A[l], Wt[l], beta[l] / keep, T(1) / keep);
+    }
     ex.sync();
   }
 
@@ -408,9 +421,31 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
 
 // Scan backward for batch element b: segment by segment, replay W from the checkpoint, then
 // walk the segment in reverse.
+// The in-place step backward (T = 1): see MlpScanBwdParams::w_inout. Needs only the hot scratch.
+template <typename T, typename E>
+ME_DEVICE void mlp_step_inplace_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b,
+                                              T* hot) {
+  const MlpShape& s = p.s;
+  MlpBwdScratch<T> sc;
+  MlpBwdScratch<T>::carve_hot(s, hot, &sc);
+  T* W[kMaxLayers];
+  for (int l = 0; l < s.L; ++l) {
+    W[l] = p.w_inout[l] + std::size_t(b) * s.weight_numel(l);
+    sc.G[l] = p.g_w0[l] + std::size_t(b) * s.weight_numel(l);
+  }
+  T *A[kMaxLayers + 1], *D[kMaxLayers + 1], *g[kMaxLayers + 1];
+  saved_step_views(s, const_cast<T*>(p.saved) + std::size_t(b) * mlp_step_saved(s), A, D, g);
+  A[0] = const_cast<T*>(p.kw) + std::size_t(b) * s.H * s.n[0];
+  mlp_step_backward_elem(ex, p, b, 0, sc, W, W, A, D, g, /*revert=*/true);
+}
+
 template <typename T, typename E>
 ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b, T* hot,
                                       T* cold) {
+  if (p.w_inout[0] != nullptr) {
+    mlp_step_inplace_backward_elem(ex, p, b, hot);
+    return;
+  }
   const MlpShape& s = p.s;
   const int L = s.L, C = p.ckpt_every, n0 = s.n[0], nL = s.n[L];
   const int NC = (s.T + C - 1) / C;

@@ -54,6 +54,9 @@ struct MlpScanFwdParams {
   T* ckpt[kMaxLayers] = {};           // [B, NC, n[l+1], n[l]] W_{k*C}, or nullptr
   T* workspace = nullptr;             // [B, mlp_fwd_workspace(s)]
   bool update_in_output = false;      // keep the running weights in w_out (CPU: saves 2 copies)
+  // [B, T, mlp_step_saved(s)] or nullptr: each step's write activations and errors (A, D, g of
+  // saved_step_views), what the in-place backward needs to undo and differentiate the step
+  T* saved = nullptr;
 };
 
 // Backward of scan. Gradient outputs are zero-initialised by the host and accumulated into.
@@ -85,6 +88,11 @@ struct MlpScanBwdParams {
   // CPU: accumulate dJ/dW in g_w0 itself (no copy at the end) and read each segment's first
   // weights from the checkpoint in place (no copy into the snapshots).
   bool in_place = false;
+  // In-place step backward (T = 1, see mlp_step_inplace_backward_elem): w_inout holds W_t and is
+  // turned back into W_{t-1}; g_w0 holds dJ/dW_t and becomes dJ/dW_{t-1}; saved is the
+  // forward's [B, mlp_step_saved(s)]. ckpt and g_wT are unused.
+  T* w_inout[kMaxLayers] = {};
+  const T* saved = nullptr;
 };
 
 // Read forward / backward (no write).
@@ -105,6 +113,27 @@ struct MlpReadParams {
 template <typename T>
 ME_HD ME_INLINE std::size_t beta_index(const MlpShape& s, bool per_layer, std::size_t bt, int l) {
   return per_layer ? bt * s.L + l : bt;
+}
+
+// Elements of one step's saved write activations and errors (see saved_step_views).
+ME_HD ME_INLINE std::size_t mlp_step_saved(const MlpShape& s) {
+  std::size_t n = 0;
+  for (int l = 1; l <= s.L; ++l) n += 3 * ((std::size_t(s.H) * s.n[l] + 7) & ~std::size_t(7));
+  return n;
+}
+
+// The views of one step's saved block: A[1..L] write activations, D[1..L] errors, g[1..L-1]
+// pre-derivative deltas (rule grad) [H, n[l]] each, 8-element aligned.
+template <typename T>
+ME_HD void saved_step_views(const MlpShape& s, T* base, T** A, T** D, T** g) {
+  std::size_t off = 0;
+  for (int l = 1; l <= s.L; ++l) {
+    const std::size_t n = (std::size_t(s.H) * s.n[l] + 7) & ~std::size_t(7);
+    A[l] = base + off;
+    D[l] = base + off + n;
+    g[l] = base + off + 2 * n;
+    off += 3 * n;
+  }
 }
 
 // Bump allocator: with base == nullptr it only measures.
@@ -160,19 +189,10 @@ struct MlpBwdScratch {
   T* snap;                 // [C + 1, weights_numel]
   T* saved;                // [C, per_step_saved]
 
-  ME_HD static std::size_t per_step_saved(const MlpShape& s) {
-    std::size_t n = 0;
-    for (int l = 1; l <= s.L; ++l) n += 3 * ((std::size_t(s.H) * s.n[l] + 7) & ~std::size_t(7));
-    return n;
-  }
+  ME_HD static std::size_t per_step_saved(const MlpShape& s) { return mlp_step_saved(s); }
   // Saved write activations of segment step i: A[1..L], D[1..L], g[1..L-1] (pre-derivative delta).
   ME_HD void step_views(const MlpShape& s, int i, T** A, T** D, T** g) const {
-    Carver<T> c(saved + std::size_t(i) * per_step_saved(s));
-    for (int l = 1; l <= s.L; ++l) {
-      A[l] = c.take(std::size_t(s.H) * s.n[l]);
-      D[l] = c.take(std::size_t(s.H) * s.n[l]);
-      g[l] = c.take(std::size_t(s.H) * s.n[l]);
-    }
+    saved_step_views(s, saved + std::size_t(i) * per_step_saved(s), A, D, g);
   }
   ME_HD static std::size_t carve_hot(const MlpShape& s, T* base, MlpBwdScratch* out) {
     Carver<T> c(base);
