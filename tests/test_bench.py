@@ -39,6 +39,19 @@ def test_run_case_rows(case):
     json.dumps(rows)  # JSON-serialisable
 
 
+def test_controller_case_rows_and_same_loss():
+    """The training-step case: a row per implementation, and the three compute one model."""
+    from memory_ext.bench.controller_cases import ControllerCase
+    case = ControllerCase(B=2, T=3, hidden=8, widths=(4, 6, 4))
+    rows = run_case(case, "cpu", PEAKS, min_time=0.0)
+    assert sorted(r["impl"] for r in rows) == ["eager", "fused", "fused-step-loop"]
+    assert all(r["median_ms"] > 0 for r in rows)
+    inputs = case.make_inputs("cpu", requires_grad=True)
+    losses = {n: case.loss(f(inputs)) for n, f in case.implementations().items()}
+    for n in ("fused-step-loop", "eager"):
+        assert abs(float(losses[n]) - float(losses["fused"])) < 1e-5, n
+
+
 def test_cli_rejects_cuda_without_gpu(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(SystemExit, match="no CUDA device"):

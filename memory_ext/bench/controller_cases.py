@@ -48,14 +48,20 @@ class ControllerCase:
         return y.square().mean() + 0.1 * recon.mean()
 
     def implementations(self, device: str = "cpu") -> Dict[str, Callable[[Dict], tuple]]:
-        def with_impl(impl: str):
+        """fused: the whole time loop is one autograd node over the in-place memory ops (what
+        MNMController(impl="fused") runs); fused-step-loop: a per-step autograd loop around the
+        functional fused step (the memory op's share of the speed-up); eager: that loop around
+        the reference memory."""
+        def with_impl(impl: str, sequence_node: bool = True):
             def run(i: Dict):
                 ctl = i["ctl"]
                 ctl.memory.impl = impl
+                ctl.sequence_node = sequence_node
                 ctl.reset()
                 return ctl(i["x"])
             return run
-        return {"fused": with_impl("fused"), "eager": with_impl("reference")}
+        return {"fused": with_impl("fused"), "fused-step-loop": with_impl("fused", False),
+                "eager": with_impl("reference")}
 
 
 @dataclass(frozen=True)
