@@ -27,6 +27,13 @@ class MemNN(nn.Module):
         Q_j = [ bow_Q(j)  | slope(j)   | (b + older(j)) onehot(age_j) - (c + behind(j)) from_j ]
         u0  = [ bow_Ue(q) | slope(q)   | 0 ]                                 (Q_j added when j is chosen)
 
+    and, with word_match, one more block of V columns (V = vocabulary size, hot_i[w] = 1 if word
+    w occurs in sentence i): M_i gets s hot_i, u0 gets match_q * hot(q) and Q_j gets
+    match_m * hot_j, so u . M_i also counts the words memory i shares exactly with the question
+    and with the memories chosen so far, with a learned weight per word (a diagonal added to the
+    learned word similarity U^T Ue: "bathroom" in the question and in a fact, or the same
+    person in two facts, match without the cross-term noise of two embeddings).
+
     where older_i[t] = 1 if age_i > t (a thermometer code of N places) and from_j[t] = 1 if
     t >= age_j. A chosen memory j so adds s (b + older(j)) to every memory older than it (the "is y
     older than the chosen memory" feature of Weston et al. 2014, section 3.4, weighted per word
@@ -40,7 +47,7 @@ class MemNN(nn.Module):
     W (bow_Ue(question) + sum of bow_R(chosen memories))."""
 
     def __init__(self, vocab_size: int, memory_size: int = 50, d: int = 64, init_std: float = 0.1,
-                 time_scale: float = 30.0):
+                 time_scale: float = 30.0, word_match: bool = True):
         super().__init__()
         emb = lambda rows, cols: nn.Parameter(torch.randn(rows, cols) * init_std)  # noqa: E731
         # Ue: question words + a recency-slope column; Qe: memory words + slope, older-than and
@@ -50,6 +57,18 @@ class MemNN(nn.Module):
         self.older_bonus = nn.Parameter(torch.zeros(()))
         self.behind_slope = nn.Parameter(torch.zeros(()))
         self.memory_size, self.d, self.time_scale = memory_size, d, time_scale
+        self.word_match = word_match
+        if word_match:  # exact-match weight per word: of question words, of chosen-memory words
+            self.match_q = nn.Parameter(torch.zeros(vocab_size))
+            self.match_m = nn.Parameter(torch.zeros(vocab_size))
+
+    def _hot(self, words: Tensor) -> Tensor:
+        """words [..., J] -> [..., V]: 1 where a word occurs (padding 0 excluded)."""
+        V = self.U.shape[0]
+        hot = words.new_zeros(*words.shape[:-1], V, dtype=self.U.dtype)
+        hot.scatter_(-1, words, 1.0)
+        hot[..., 0] = 0
+        return hot
 
     @staticmethod
     def _bow(E: Tensor, words: Tensor) -> Tensor:
@@ -57,7 +76,7 @@ class MemNN(nn.Module):
 
     def encode(self, stories: Tensor, counts: Tensor, queries: Tensor):
         """stories [B, N, J], counts [B], queries [B, J] -> u0 [B, D], M [B, N, D], Q [B, N, D]
-        with D = d + 1 + N (the layout in the class notes)."""
+        with D = d + 1 + N (+ V with word_match; the layout in the class notes)."""
         B, N = stories.shape[:2]
         slot = torch.arange(N, device=stories.device)
         age = (counts[:, None] - 1 - slot[None, :]).clamp(min=0)  # [B, N]
@@ -69,6 +88,11 @@ class MemNN(nn.Module):
         behind = (slot >= age[..., None]).to(q.dtype) * (self.behind_slope + q[..., -1:])
         Q = torch.cat([q[..., :-2], onehot - behind], -1)
         u0 = torch.cat([self._bow(self.Ue, queries), q.new_zeros(B, N)], -1)
+        if self.word_match:
+            hot = self._hot(stories)
+            M = torch.cat([M, hot * self.time_scale], -1)
+            Q = torch.cat([Q, hot * self.match_m], -1)
+            u0 = torch.cat([u0, self._hot(queries) * self.match_q], -1)
         return u0, M, Q
 
     def answer(self, question: Tensor, stories: Tensor, chosen: Tensor) -> Tensor:
@@ -82,7 +106,8 @@ class MemNN(nn.Module):
 def train_memnn(data_dir: str, task: int, *, split: str = "en", epochs: int = 300,
                 restarts: int = 1, seed: int = 0, d: int = 64, memory_size: int = 50,
                 batch_size: int = 32, lr: float = 0.01, margin: float = 0.1,
-                weight_decay: float = 0.1, time_scale: float = 30.0, progress=None) -> Dict:
+                weight_decay: float = 0.1, time_scale: float = 30.0, word_match: bool = True,
+                progress=None) -> Dict:
     """Strong supervision: the supporting facts are the targets of the hops (teacher forcing:
     hop k's query uses the true facts before it). Test: slot_read_hard's own argmax chain.
     AdamW (decoupled weight decay) with a cosine learning-rate decay to 0 over the epochs: with a
@@ -110,7 +135,7 @@ def train_memnn(data_dir: str, task: int, *, split: str = "en", epochs: int = 30
     for r in range(restarts):
         torch.manual_seed(seed * 7919 + task * 101 + r)
         g = torch.Generator().manual_seed(seed * 7919 + task * 101 + r)
-        model = MemNN(len(vocab), memory_size, d, time_scale=time_scale)
+        model = MemNN(len(vocab), memory_size, d, time_scale=time_scale, word_match=word_match)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
         for _ in range(epochs):

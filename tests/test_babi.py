@@ -131,7 +131,7 @@ def test_mnm_weight_decay_shrinks_the_weights():
 
 def test_memnn_time_features_prefer_the_nearest_memory_older_than_the_chosen_one():
     from memory_ext.memnn import MemNN
-    m = MemNN(vocab_size=6, memory_size=5, d=4, time_scale=2.0)
+    m = MemNN(vocab_size=6, memory_size=5, d=4, time_scale=2.0, word_match=False)
     with torch.no_grad():
         for p in m.parameters():
             p.zero_()
@@ -154,6 +154,25 @@ def test_memnn_time_features_prefer_the_nearest_memory_older_than_the_chosen_one
     assert idx[0, 0].item() == 3  # the newest memory wins on recency alone
     idx, _ = memory_ext.slot_read_hard(u1, M, Q, torch.tensor([4]), hops=1)
     assert idx.tolist() == [[1]]  # the nearest memory older than the chosen one
+
+
+def test_memnn_word_match_counts_words_shared_with_the_question_and_chosen_memories():
+    from memory_ext.memnn import MemNN
+    m = MemNN(vocab_size=6, memory_size=4, d=4, time_scale=3.0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        m.match_q[2] = 1.0   # question word 2 found in a memory: +1 (times the scale 3)
+        m.match_m[4] = 0.5   # word 4 shared with a chosen memory: +0.5
+        m.match_m[5] = -1.0
+    stories = torch.tensor([[[2, 4], [4, 5], [5, 2], [1, 1]]])  # word 1 twice counts once
+    u0, M, Q = m.encode(stories, torch.tensor([4]), torch.tensor([[2, 0]]))
+    assert u0.shape == M.shape[::2] and M.shape == Q.shape == (1, 4, 4 + 1 + 4 + 6)
+    assert torch.equal((u0[:, None] * M).sum(-1), torch.tensor([[3., 0., 3., 0.]]))
+    u1 = u0 + Q[:, 1]  # choose memory 1 (words 4, 5)
+    assert torch.equal((u1[:, None] * M).sum(-1), torch.tensor([[4.5, -1.5, 0., 0.]]))
+    idx, _ = memory_ext.slot_read_hard(u0, M, Q, torch.tensor([4]), hops=1)
+    assert idx.item() in (0, 2)
 
 
 def test_mnm_reader_right_aligns_stories_and_matches_the_reference_memory():
