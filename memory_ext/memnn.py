@@ -106,7 +106,7 @@ class MemNN(nn.Module):
 def train_memnn(data_dir: str, task: int, *, split: str = "en", epochs: int = 300,
                 restarts: int = 1, seed: int = 0, d: int = 64, memory_size: int = 50,
                 batch_size: int = 32, lr: float = 0.01, margin: float = 0.1,
-                weight_decay: float = 0.2, time_scale: float = 30.0, word_match: bool = True,
+                weight_decay: float = 0.4, time_scale: float = 30.0, word_match: bool = True,
                 progress=None) -> Dict:
     """Strong supervision: the supporting facts are the targets of the hops (teacher forcing:
     hop k's query uses the true facts before it). Test: slot_read_hard's own argmax chain.
