@@ -57,8 +57,8 @@ class _MNMSequence(torch.autograd.Function):
         # undoes the steps from their saved factors, re-anchored at checkpoints
         W: List[Tensor] = [w.clone(memory_format=torch.contiguous_format) for w in W0]
         ckpts = {}
-        saved = {k: [] for k in ("mem", "u", "s", "tc", "c_prev", "z", "beta", "beta_eff",
-                                 "targets")}
+        saved = {k: [] for k in ("mem", "u", "f", "mult", "otc", "z", "beta", "beta_eff",
+                                 "heads", "targets")}
         hs, rs, recons = [], [], []
         for t in range(T):
             u = torch.cat([r, h], 1)
@@ -70,17 +70,26 @@ class _MNMSequence(torch.autograd.Function):
             c_new = torch.addcmul(f * c, i, g)
             tc = c_new.tanh()
             h_new = o * tc
+            # the LSTM cell's backward in two whole-tensor products (fewer small ops there):
+            # dgates = [dc | dc | dc | dh] * mult, and dc += dh * otc
+            act_grad = torch.addcmul(s, s, s, value=-1)  # sigmoid' = s (1 - s) of i, f, o
+            act_grad[:, 2 * Hd: 3 * Hd] = torch.addcmul(torch.ones_like(g), g, g, value=-1)
+            mult = torch.cat([g, c, i, tc], 1).mul_(act_grad)
+            otc = o * torch.addcmul(torch.ones_like(tc), tc, tc, value=-1)
             z = torch.addmm(b_int, h_new, w_int.t()).tanh_()
             beta = torch.addmm(b_beta, z[:, :nb], w_beta.t()).sigmoid_().squeeze(1)
             beta_eff = beta if mask is None else beta * mask[:, t]
-            k_w, v_w, k_r = _split_heads(z, spec)
-            targets = _targets(v_w, w_tgt, b_tgt, spec)
+            # contiguous once here, so neither memory op copies them
+            heads = [x.contiguous() for x in _split_heads(z, spec)]
+            k_w, v_w, k_r = heads
+            targets = [x.contiguous() for x in _targets(v_w, w_tgt, b_tgt, spec)]
             if t % CHECKPOINT_EVERY == 0 and t > 0:
                 ckpts[t] = [w.clone() for w in W]
             r_new, recon, mem = torch.ops.memory_ext._mlp_memory_step_(
                 W, k_w, targets, beta_eff, k_r, None, v_w, spec.rule, spec.activation)
-            for k, v in (("mem", mem), ("u", u), ("s", s), ("tc", tc), ("c_prev", c), ("z", z),
-                         ("beta", beta), ("beta_eff", beta_eff), ("targets", targets)):
+            for k, v in (("mem", mem), ("u", u), ("f", f), ("mult", mult), ("otc", otc),
+                         ("z", z), ("beta", beta), ("beta_eff", beta_eff), ("heads", heads),
+                         ("targets", targets)):
                 saved[k].append(v)
             r_new = r_new.flatten(1)
             if mask is None:
@@ -131,7 +140,7 @@ class _MNMSequence(torch.autograd.Function):
                 d_rec = d_recon[:, t] if m is None else d_recon[:, t] * m[:, 0]
             # the memory step
             z = sv["z"][t]
-            k_w, v_w, k_r = _split_heads(z, spec)
+            k_w, v_w, k_r = sv["heads"][t]
             gkw, gz, gbeta, gkr, _, grv = torch.ops.memory_ext._mlp_memory_step_bwd_(
                 W, G, sv["mem"][t], k_w, sv["targets"][t], sv["beta_eff"][t], k_r, None, v_w,
                 dr_new.view(B, H, nL), d_rec, spec.rule, spec.activation)
@@ -155,14 +164,11 @@ class _MNMSequence(torch.autograd.Function):
             DZ[t], DL[t] = dz, dlogit
             dh_new = torch.addmm(dh_new, dz, w_int)
             # the LSTM cell
-            s, tc = sv["s"][t], sv["tc"][t]
-            i, f, g, o = s.chunk(4, 1)
-            dc_new = torch.addcmul(dc_new, dh_new * o, 1 - tc * tc)
-            dgates = torch.cat([dc_new * g * i * (1 - i), dc_new * sv["c_prev"][t] * f * (1 - f),
-                                dc_new * i * (1 - g * g), dh_new * tc * o * (1 - o)], 1)
+            dc_new = torch.addcmul(dc_new, dh_new, sv["otc"][t])
+            dgates = torch.cat([dc_new, dc_new, dc_new, dh_new], 1).mul_(sv["mult"][t])
             DG[t] = dgates
             du = dgates @ w_rec.t()
-            dc_prev = dc_new * f
+            dc_prev = dc_new * sv["f"][t]
             if m is None:
                 dr, dh, dc = du[:, :R], du[:, R:], dc_prev
             else:
@@ -181,7 +187,7 @@ class _MNMSequence(torch.autograd.Function):
         d_wtgt = d_btgt = None
         if spec.rule == "local":
             DTf = torch.stack(DT, 1).flatten(0, 2)  # [B T H, sum n_l]
-            V = torch.stack([_split_heads(z, spec)[1] for z in sv["z"]], 1).reshape(-1, nL)
+            V = torch.stack([hd[1] for hd in sv["heads"]], 1).reshape(-1, nL)
             d_wtgt, d_btgt = DTf.t() @ V, DTf.sum(0)
         return (None, d_gx, None, dh, dc, dr, d_wrec, d_wint, d_bint, d_wbeta, d_bbeta, d_wtgt,
                 d_btgt if ctx.has_tgt_bias else None, *G)
