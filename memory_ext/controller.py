@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from . import reference
-from .mnm_sequence import SequenceSpec, mnm_sequence
+from .mnm_sequence import SequenceSpec, local_targets, mnm_sequence, split_heads
 from .ops import mlp_memory_scan, mlp_memory_step
 
 _IMPLS = ("fused", "reference")
@@ -68,21 +68,20 @@ class _MemoryHeads(nn.Module):
             return None
         return (torch.cat([m.weight for m in self.targets]), torch.cat([m.bias for m in self.targets]))
 
+    @property
+    def spec(self) -> SequenceSpec:
+        return SequenceSpec(self.n_beta, self.heads, tuple(self.widths), self.rule, self.activation)
+
     def interaction(self, f: Tensor, maps: Optional[Tuple[Tensor, Tensor]] = None):
         """f [..., F] -> (k_w [..., H, n0], targets, beta [...], k_r [..., H, n0], v_w [..., H, nL]).
         maps: merged_target_map(), made once per sequence by a caller that steps (else here)."""
-        n0, nL, H = self.widths[0], self.widths[-1], self.heads
         z = torch.tanh(self.interact(f))
         beta = torch.sigmoid(self.beta(z[..., : self.n_beta])).squeeze(-1)
-        per_head = z[..., self.n_beta:].unflatten(-1, (H, 2 * n0 + nL))
-        k_w, v_w, k_r = per_head.split([n0, nL, n0], -1)
+        k_w, v_w, k_r = split_heads(z, self.spec)
         if self.rule == "grad":
             return k_w, v_w, beta, k_r, v_w
         weight, bias = maps if maps is not None else self.merged_target_map()
-        # as a 2-D matmul: linear() on the 3-D strided v_w would go through an expanded bmm
-        flat = nn.functional.linear(v_w.reshape(-1, nL), weight, bias)
-        targets = list(flat.view(*v_w.shape[:-1], -1).split(self.widths[1:], -1))
-        return k_w, targets, beta, k_r, v_w
+        return k_w, local_targets(v_w, weight, bias, self.spec), beta, k_r, v_w
 
     def step(self, W: List[Tensor], f: Tensor, maps=None, write: Optional[Tensor] = None):
         """One write + read from features f [B, F]: (new weights, reads [B, H nL], recon [B]).
@@ -202,10 +201,9 @@ class MNMController(_Stateful):
         maps = self.memory.merged_target_map()
         if self.memory.impl == "fused" and self.sequence_node:
             mem = self.memory
-            spec = SequenceSpec(mem.n_beta, mem.heads, tuple(mem.widths), mem.rule, mem.activation)
             w_tgt, b_tgt = maps if maps is not None else (None, None)
             hs, rs, recon, (h, c, reads, W) = mnm_sequence(
-                spec, gx, None if mask is None else mask.to(x.dtype), st["h"], st["c"],
+                mem.spec, gx, None if mask is None else mask.to(x.dtype), st["h"], st["c"],
                 st["reads"], st["W"], w_rec, mem.interact.weight, mem.interact.bias,
                 mem.beta.weight, mem.beta.bias, w_tgt, b_tgt)
         else:

@@ -33,16 +33,17 @@ class SequenceSpec(NamedTuple):
     activation: str
 
 
-def _split_heads(z: Tensor, spec: SequenceSpec):
-    """z [B, Zw] -> (k_w [B, H, n0], v_w [B, H, nL], k_r [B, H, n0]) views."""
+def split_heads(z: Tensor, spec: SequenceSpec):
+    """z [..., Zw] -> (k_w [..., H, n0], v_w [..., H, nL], k_r [..., H, n0]) views."""
     n0, nL = spec.widths[0], spec.widths[-1]
-    per_head = z[:, spec.n_beta:].unflatten(-1, (spec.heads, 2 * n0 + nL))
+    per_head = z[..., spec.n_beta:].unflatten(-1, (spec.heads, 2 * n0 + nL))
     return per_head.split([n0, nL, n0], -1)
 
 
-def _targets(v_w: Tensor, w_tgt: Optional[Tensor], b_tgt: Optional[Tensor], spec: SequenceSpec):
-    if spec.rule == "grad":
-        return [v_w]
+def local_targets(v_w: Tensor, w_tgt: Tensor, b_tgt: Tensor, spec: SequenceSpec) -> List[Tensor]:
+    """Rule "local": every layer's targets from v_w [..., H, nL] by the merged target map
+    (w_tgt [sum n_l, nL], b_tgt), as one 2-D matmul (linear() on the 3-D strided v_w would go
+    through an expanded bmm). Returns L tensors [..., H, n_l]."""
     flat = torch.addmm(b_tgt, v_w.reshape(-1, spec.widths[-1]), w_tgt.t())
     return list(flat.view(*v_w.shape[:-1], -1).split(list(spec.widths[1:]), -1))
 
@@ -80,9 +81,10 @@ class _MNMSequence(torch.autograd.Function):
             beta = torch.addmm(b_beta, z[:, :nb], w_beta.t()).sigmoid_().squeeze(1)
             beta_eff = beta if mask is None else beta * mask[:, t]
             # contiguous once here, so neither memory op copies them
-            heads = [x.contiguous() for x in _split_heads(z, spec)]
+            heads = [x.contiguous() for x in split_heads(z, spec)]
             k_w, v_w, k_r = heads
-            targets = [x.contiguous() for x in _targets(v_w, w_tgt, b_tgt, spec)]
+            targets = [v_w] if spec.rule == "grad" else [
+                x.contiguous() for x in local_targets(v_w, w_tgt, b_tgt, spec)]
             if t % CHECKPOINT_EVERY == 0 and t > 0:
                 ckpts[t] = [w.clone() for w in W]
             r_new, recon, mem = torch.ops.memory_ext._mlp_memory_step_(

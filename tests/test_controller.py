@@ -10,6 +10,14 @@ from memory_ext import reference
 from memory_ext.controller import MemoryTransformerBlock, MNMController, mnm_loss
 
 
+def _assert_same_grads(loss, module, loss_ref, module_ref, **tol):
+    """The gradients of every parameter of module and module_ref agree within tol."""
+    g = torch.autograd.grad(loss, list(module.parameters()))
+    g_ref = torch.autograd.grad(loss_ref, list(module_ref.parameters()))
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, **tol)
+
+
 def _reference_loop(ctl: MNMController, x: torch.Tensor):
     """The MNM forward written out with reference.mlp_write / mlp_read / recon_loss."""
     mem = ctl.memory
@@ -43,10 +51,8 @@ def test_mnm_controller_matches_reference_loop(rule, heads):
     y_ref, recon_ref = _reference_loop(ctl, x)
     torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(recon, recon_ref, rtol=1e-10, atol=1e-10)
-    g = torch.autograd.grad(mnm_loss(y.square().mean(), recon, 0.3), list(ctl.parameters()))
-    g_ref = torch.autograd.grad(mnm_loss(y_ref.square().mean(), recon_ref, 0.3), list(ctl.parameters()))
-    for a, b in zip(g, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    _assert_same_grads(mnm_loss(y.square().mean(), recon, 0.3), ctl,
+                       mnm_loss(y_ref.square().mean(), recon_ref, 0.3), ctl, rtol=1e-8, atol=1e-10)
 
 
 def test_mnm_controller_float32_and_reference_impl_agree():
@@ -202,7 +208,5 @@ def test_sequence_node_float32_matches_the_reference_memory():
     mask[1, :2] = False
     (y, r), (y_ref, r_ref) = node(x, mask), ref(x, mask)
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
-    g = torch.autograd.grad(y.square().mean() + r.mean(), list(node.parameters()))
-    g_ref = torch.autograd.grad(y_ref.square().mean() + r_ref.mean(), list(ref.parameters()))
-    for a, b in zip(g, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+    _assert_same_grads(y.square().mean() + r.mean(), node,
+                       y_ref.square().mean() + r_ref.mean(), ref, rtol=1e-3, atol=1e-5)

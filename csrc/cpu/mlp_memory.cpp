@@ -32,7 +32,7 @@ struct CpuBackend {
       MlpBackend b{};
       b.name = "CPU";
       b.supports_f64 = true;
-      b.host_workspace = false;  // per-thread scratch, see thread_scratch()
+      b.host_workspace = false;  // per-thread scratch, see ThreadScratch (thread_scratch.h)
       b.scan_fwd_f32 = [](const MlpScanFwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f32); };
       b.scan_fwd_f64 = [](const MlpScanFwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f64); };
       b.scan_bwd_f32 = [](const MlpScanBwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f32); };

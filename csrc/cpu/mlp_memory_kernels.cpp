@@ -17,7 +17,7 @@ namespace memory_ext {
 namespace cpu {
 namespace {
 
-// Every batch element of a thread reuses one scratch (thread_scratch): it stays in cache from
+// Every batch element of a thread reuses one scratch (ThreadScratch): it stays in cache from
 // one element to the next and from call to call, and no fresh pages are touched per call.
 
 template <typename T>

@@ -419,8 +419,6 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   }
 }
 
-// Scan backward for batch element b: segment by segment, replay W from the checkpoint, then
-// walk the segment in reverse.
 // The in-place step backward (T = 1): see MlpScanBwdParams::w_inout. Needs only the hot scratch.
 template <typename T, typename E>
 ME_DEVICE void mlp_step_inplace_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b,
@@ -439,6 +437,8 @@ ME_DEVICE void mlp_step_inplace_backward_elem(E& ex, const MlpScanBwdParams<T>& 
   mlp_step_backward_elem(ex, p, b, 0, sc, W, W, A, D, g, /*revert=*/true);
 }
 
+// Scan backward for batch element b: segment by segment, replay W from the checkpoint, then
+// walk the segment in reverse (or, with w_inout set, the in-place step backward above).
 template <typename T, typename E>
 ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b, T* hot,
                                       T* cold) {

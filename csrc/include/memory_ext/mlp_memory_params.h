@@ -115,10 +115,15 @@ ME_HD ME_INLINE std::size_t beta_index(const MlpShape& s, bool per_layer, std::s
   return per_layer ? bt * s.L + l : bt;
 }
 
+// One [H, n[l]] row block of a step's saved block, rounded up to 8 elements.
+ME_HD ME_INLINE std::size_t saved_block(const MlpShape& s, int l) {
+  return (std::size_t(s.H) * s.n[l] + 7) & ~std::size_t(7);
+}
+
 // Elements of one step's saved write activations and errors (see saved_step_views).
 ME_HD ME_INLINE std::size_t mlp_step_saved(const MlpShape& s) {
   std::size_t n = 0;
-  for (int l = 1; l <= s.L; ++l) n += 3 * ((std::size_t(s.H) * s.n[l] + 7) & ~std::size_t(7));
+  for (int l = 1; l <= s.L; ++l) n += 3 * saved_block(s, l);
   return n;
 }
 
@@ -128,7 +133,7 @@ template <typename T>
 ME_HD void saved_step_views(const MlpShape& s, T* base, T** A, T** D, T** g) {
   std::size_t off = 0;
   for (int l = 1; l <= s.L; ++l) {
-    const std::size_t n = (std::size_t(s.H) * s.n[l] + 7) & ~std::size_t(7);
+    const std::size_t n = saved_block(s, l);
     A[l] = base + off;
     D[l] = base + off + n;
     g[l] = base + off + 2 * n;
