@@ -7,6 +7,7 @@ Environment:
   FORCE_CUDA=1            fail unless the CUDA kernels can be built (nvcc and a CUDA torch)
   TORCH_CUDA_ARCH_LIST    CUDA architectures, e.g. "8.0;9.0" (default "8.0;9.0")
   MAX_JOBS                parallel compile jobs (default: CPU count)
+  MEMORY_EXT_PTXAS_VERBOSE=1  print ptxas -v (registers, stack, spills, shared memory per kernel)
 """
 import os
 import subprocess
@@ -18,7 +19,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(ROOT, "python"))
-from build_config import resolve_config  # noqa: E402  (python/build_config.py)
+from build_config import find_cmake, find_ninja, resolve_config  # noqa: E402  (python/build_config.py)
 
 VERSION = "0.1.0"
 
@@ -33,12 +34,16 @@ class CMakeBuild(build_ext):
         import pybind11
 
         cfg = resolve_config()
+        # the cmake and ninja packages of this Python environment, not whatever is first on PATH
+        # (e.g. Debian's CMake 3.25.1, too old for nvcc's C++20 flags)
+        cmake, ninja = find_cmake(), find_ninja()
+        print(f"  cmake        {cmake}\n  ninja        {ninja}", flush=True)
         out_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
         build_dir = os.path.abspath(os.path.join(self.build_temp, "cmake"))
         os.makedirs(build_dir, exist_ok=True)
         on = lambda b: "ON" if b else "OFF"  # noqa: E731
         args = [
-            "cmake", "-S", ROOT, "-B", build_dir, "-G", "Ninja",
+            cmake, "-S", ROOT, "-B", build_dir, "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
             "-DCMAKE_BUILD_TYPE=Release",
             f"-DMEMORY_EXT_VERSION={VERSION}",
             f"-DMEMORY_EXT_TORCH_VERSION={cfg['torch_version']}",
@@ -52,12 +57,13 @@ class CMakeBuild(build_ext):
             f"-DMEMORY_EXT_WITH_CUDA={on(cfg['with_cuda'])}",
             f"-DMEMORY_EXT_CUDA_COMPILE_ONLY={on(cfg['compile_only'])}",
             f"-DMEMORY_EXT_CUDA_ARCHS={';'.join(cfg['archs'])}",
+            f"-DMEMORY_EXT_PTXAS_VERBOSE={on(os.environ.get('MEMORY_EXT_PTXAS_VERBOSE') == '1')}",
         ]
         if cfg["nvcc"] and cfg["with_cuda"]:
             args.append(f"-DCMAKE_CUDA_COMPILER={cfg['nvcc']}")
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call(args)
-        subprocess.check_call(["cmake", "--build", build_dir, "-j", jobs])
+        subprocess.check_call([cmake, "--build", build_dir, "-j", jobs])
 
 
 setup(

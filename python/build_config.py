@@ -8,6 +8,64 @@ environment; used by setup.py and tested by tests/test_build_config.py.
 import os
 import re
 import shutil
+import subprocess
+
+# The oldest CMake that builds memory_ext: 3.25.2 is the first that knows nvcc's C++20 flags
+# (3.25.1 stops at generate: 'Target "_C" requires the language dialect "CUDA20"'). Keep in step
+# with cmake_minimum_required in CMakeLists.txt and the cmake requirement in pyproject.toml.
+MIN_CMAKE = (3, 25, 2)
+
+
+def _version_tuple(text):
+    """'cmake version 3.25.1' (or '3.25.1') -> (3, 25, 1); None if there is no version."""
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return None if m is None else (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+
+
+def _cmake_version(path):
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    except OSError:
+        return None
+    return _version_tuple(out.stdout) if out.returncode == 0 else None
+
+
+def _package_tool(module_name, dir_attr, exe):
+    """The executable of a pip package (cmake, ninja) in this build's Python environment."""
+    try:
+        mod = __import__(module_name)
+    except ImportError:
+        return None
+    path = os.path.join(getattr(mod, dir_attr, ""), exe)
+    return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
+def find_cmake(package_cmake=None, path_cmake=None, version_of=_cmake_version):
+    """The CMake to build with: the `cmake` package of this Python environment (a build
+    requirement), else the `cmake` first on PATH if it is new enough; otherwise a RuntimeError
+    naming the version needed. Arguments are for tests (defaults: look them up)."""
+    need = ".".join(map(str, MIN_CMAKE))
+    package_cmake = package_cmake if package_cmake is not None else _package_tool("cmake", "CMAKE_BIN_DIR", "cmake")
+    candidates = [c for c in (package_cmake,
+                              path_cmake if path_cmake is not None else shutil.which("cmake")) if c]
+    seen = []
+    for c in candidates:
+        v = version_of(c)
+        if v is not None and v >= MIN_CMAKE:
+            return c
+        seen.append(f"{c} is {'.'.join(map(str, v)) if v else 'unusable'}")
+    found = "; ".join(seen) if seen else "no cmake was found"
+    raise RuntimeError(
+        f"memory_ext needs CMake >= {need} ({found}). Install it into the build's environment "
+        f"(pip install 'cmake>={need}') and build with pip install --no-build-isolation .")
+
+
+def find_ninja():
+    """The ninja of the `ninja` package of this Python environment, else the one on PATH."""
+    found = _package_tool("ninja", "BIN_DIR", "ninja") or shutil.which("ninja")
+    if found is None:
+        raise RuntimeError("memory_ext builds with Ninja: pip install ninja (none was found)")
+    return found
 
 def _find_nvcc():
     found = shutil.which("nvcc")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-from build_config import _parse_arch_list, decide  # noqa: E402
+from build_config import MIN_CMAKE, _parse_arch_list, _version_tuple, decide, find_cmake  # noqa: E402
 
 NVCC = "/usr/local/cuda/bin/nvcc"
 
@@ -60,3 +60,38 @@ def test_arch_list(text, want):
 def test_bad_arch_list(bad):
     with pytest.raises(RuntimeError, match="TORCH_CUDA_ARCH_LIST"):
         _parse_arch_list(bad)
+
+
+# --- which CMake builds (issue 13: Debian's 3.25.1 first on PATH broke the CUDA build) --------
+VERSIONS = {"/pkg/cmake": (4, 4, 3), "/usr/bin/cmake": (3, 25, 1), "/new/cmake": (3, 25, 2)}
+
+
+def test_package_cmake_wins_over_an_old_one_on_path():
+    assert find_cmake("/pkg/cmake", "/usr/bin/cmake", VERSIONS.get) == "/pkg/cmake"
+
+
+def test_path_cmake_used_when_no_package_and_new_enough():
+    assert find_cmake("", "/new/cmake", VERSIONS.get) == "/new/cmake"
+
+
+def test_old_cmake_alone_stops_with_the_version_needed():
+    with pytest.raises(RuntimeError, match=r"CMake >= 3\.25\.2 \(/usr/bin/cmake is 3\.25\.1\)"):
+        find_cmake("", "/usr/bin/cmake", VERSIONS.get)
+
+
+def test_no_cmake_at_all_says_so():
+    with pytest.raises(RuntimeError, match="no cmake was found"):
+        find_cmake("", "", VERSIONS.get)
+
+
+def test_min_cmake_matches_cmakelists_and_pyproject():
+    root = Path(__file__).resolve().parents[1]
+    need = ".".join(map(str, MIN_CMAKE))
+    assert f"cmake_minimum_required(VERSION {need})" in (root / "CMakeLists.txt").read_text()
+    assert f'"cmake>={need}"' in (root / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize("text, want", [("cmake version 3.25.1\n", (3, 25, 1)), ("4.4", (4, 4, 0)),
+                                        ("nothing", None)])
+def test_version_tuple(text, want):
+    assert _version_tuple(text) == want
