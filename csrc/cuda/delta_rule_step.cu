@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "delta_rule_step_launch.h"
+#include "launch.cuh"
 
 namespace memory_ext {
 namespace cuda {
@@ -20,9 +21,8 @@ const char* delta_rule_step(const DeltaStepParams<float, float>& p, void* stream
   const int n = p.B * p.H;
   if (n == 0) return nullptr;
   const int threads = p.V >= 128 ? 128 : ((p.V + 31) / 32) * 32;
-  delta_rule_step_kernel<<<n, threads, 0, static_cast<cudaStream_t>(stream)>>>(p);
-  const cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+  return error_string(launch_kernel(delta_rule_step_kernel, dim3(n), dim3(threads), 0,
+                                    static_cast<cudaStream_t>(stream), p));
 }
 
 }  // namespace cuda

@@ -2,6 +2,7 @@
 // output rows; rows whose size and address allow it move as 16-byte vectors. Torch-free.
 #include <cuda_runtime.h>
 
+#include "launch.cuh"
 #include "vocab_launch.h"
 
 namespace memory_ext {
@@ -36,9 +37,8 @@ const char* gather_rows(const GatherRowsParams& p, void* stream) {
   if (p.out_rows == 0 || p.n_tensors == 0) return nullptr;
   const int64_t want = p.out_rows < 65535 ? p.out_rows : 65535;
   dim3 grid(static_cast<unsigned>(want), static_cast<unsigned>(p.n_tensors));
-  gather_rows_kernel<<<grid, kGatherThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
-  const cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+  return error_string(launch_kernel(gather_rows_kernel, grid, dim3(kGatherThreads), 0,
+                                    static_cast<cudaStream_t>(stream), p));
 }
 
 }  // namespace cuda

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_exec.cuh"
+#include "launch.cuh"
 #include "memory_ext/mlp_memory_core.h"
 #include "mlp_memory_launch.h"
 
@@ -18,15 +19,13 @@ constexpr int kRed = kThreads / 32;  // reduction scratch (elements)
 
 template <typename T>
 __device__ T* block_scratch(bool on_chip, T* global_base, std::size_t stride) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* smem = reinterpret_cast<T*>(smem_raw) + kRed;
+  T* smem = reinterpret_cast<T*>(dynamic_smem()) + kRed;
   return on_chip ? smem : global_base + std::size_t(blockIdx.x) * stride;
 }
 
 template <typename T>
 __device__ CudaExec<T> block_exec() {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  return CudaExec<T>{reinterpret_cast<T*>(smem_raw)};
+  return CudaExec<T>{reinterpret_cast<T*>(dynamic_smem())};
 }
 
 template <typename T>
@@ -82,10 +81,9 @@ const char* launch(Kernel kernel, int blocks, std::size_t on_chip_elems, void* s
                                          static_cast<int>(bytes));
     if (e != cudaSuccess) return cudaGetErrorString(e);
   }
-  kernel<<<blocks, kThreads, bytes, static_cast<cudaStream_t>(stream)>>>(args_without_flag...,
-                                                                        on_chip);
-  cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+  return error_string(launch_kernel(kernel, dim3(blocks), dim3(kThreads), bytes,
+                                    static_cast<cudaStream_t>(stream), args_without_flag...,
+                                    on_chip));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // memories). Torch-free; float32 only.
 #include <cuda_runtime.h>
 
+#include "launch.cuh"
 #include "memory_ext/slot_core.h"
 #include "slot_memory_launch.h"
 
@@ -32,30 +33,27 @@ __global__ void hard_bwd_kernel(SlotHardParams<float> p) {
   if (b < p.B) slot_hard_backward_elem(p, b);
 }
 
-const char* status() {
-  const cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+template <typename Kernel, typename P>
+const char* launch_per_elem(Kernel kernel, const P& p, void* s) {
+  if (p.B == 0) return nullptr;
+  const int grid = (p.B + kSlotThreads - 1) / kSlotThreads;
+  return error_string(launch_kernel(kernel, dim3(grid), dim3(kSlotThreads), 0,
+                                    static_cast<cudaStream_t>(s), p));
 }
-
-int grid(int B) { return (B + kSlotThreads - 1) / kSlotThreads; }
 
 }  // namespace
 
 const char* slot_read_fwd(const SlotReadParams<float>& p, void* s) {
-  read_fwd_kernel<<<grid(p.B), kSlotThreads, 0, static_cast<cudaStream_t>(s)>>>(p);
-  return status();
+  return launch_per_elem(read_fwd_kernel, p, s);
 }
 const char* slot_read_bwd(const SlotReadParams<float>& p, void* s) {
-  read_bwd_kernel<<<grid(p.B), kSlotThreads, 0, static_cast<cudaStream_t>(s)>>>(p);
-  return status();
+  return launch_per_elem(read_bwd_kernel, p, s);
 }
 const char* slot_hard_fwd(const SlotHardParams<float>& p, void* s) {
-  hard_fwd_kernel<<<grid(p.B), kSlotThreads, 0, static_cast<cudaStream_t>(s)>>>(p);
-  return status();
+  return launch_per_elem(hard_fwd_kernel, p, s);
 }
 const char* slot_hard_bwd(const SlotHardParams<float>& p, void* s) {
-  hard_bwd_kernel<<<grid(p.B), kSlotThreads, 0, static_cast<cudaStream_t>(s)>>>(p);
-  return status();
+  return launch_per_elem(hard_bwd_kernel, p, s);
 }
 
 }  // namespace cuda

@@ -25,13 +25,21 @@ ME_HD ME_INLINE uint64_t mix(int64_t key) {  // splitmix64 finaliser
 
 ME_HD ME_INLINE bool reserved(int64_t key) { return key == kEmpty || key == kTombstone; }
 
+// Reads a slot's key where no other thread writes it (the CPU kernels).
+struct PlainLoad {
+  ME_HD ME_INLINE int64_t operator()(const int64_t* p) const { return *p; }
+};
+
 // Slot index holding `key`, or -1. Probing stops at the first empty slot (the load factor is
-// kept below 1, so one exists).
-ME_HD ME_INLINE int64_t find_slot(const int64_t* slots, int64_t cap, int64_t key) {
+// kept below 1, so one exists). `load` reads a key slot (the CUDA kernels pass an atomic load:
+// other threads of the launch may claim or erase slots meanwhile).
+template <typename Load = PlainLoad>
+ME_HD ME_INLINE int64_t find_slot(const int64_t* slots, int64_t cap, int64_t key,
+                                  Load load = Load{}) {
   const uint64_t mask = static_cast<uint64_t>(cap) - 1;
   uint64_t i = mix(key) & mask;
   for (int64_t n = 0; n < cap; ++n) {
-    const int64_t k = slots[i * kSlotWidth + kKey];
+    const int64_t k = load(slots + i * kSlotWidth + kKey);
     if (k == key) return static_cast<int64_t>(i);
     if (k == kEmpty) return -1;
     i = (i + 1) & mask;
