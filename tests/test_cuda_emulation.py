@@ -44,7 +44,10 @@ def _build(kind: str, out: Path) -> Path:
     flags = SANITIZERS[kind]
     jobs = [[CXX, *flags, *COMMON, "-x", "c++", "-DMEMORY_EXT_CUDA_EMULATION", *INCLUDES, "-c",
              str(cu), "-o", str(out / f"{cu.stem}.o")] for cu in sorted((ROOT / "csrc" / "cuda").glob("*.cu"))]
-    jobs.append([CXX, *flags, *COMMON, "-fopenmp-simd", "-DMEMORY_EXT_CPU_CAP=base", *INCLUDES,
+    # the CPU kernels with MEMORY_EXT_CUDA_EMULATION too: every file of the binary then sees the
+    # same inline code of the shared headers (the nvcc form of their layer loops, common.h)
+    jobs.append([CXX, *flags, *COMMON, "-fopenmp-simd", "-DMEMORY_EXT_CPU_CAP=base",
+                 "-DMEMORY_EXT_CUDA_EMULATION", *INCLUDES,
                  "-c", str(ROOT / "csrc" / "cpu" / "mlp_memory_kernels.cpp"), "-o",
                  str(out / "cpu_mlp_kernels.o")])
     jobs.append([CXX, *flags, *COMMON, "-DMEMORY_EXT_CUDA_EMULATION", *INCLUDES, "-c",

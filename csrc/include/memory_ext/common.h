@@ -18,6 +18,21 @@ namespace memory_ext {
 
 constexpr int kMaxLayers = 4;
 
+// Layer loops whose pointer tables the device must index with constants are written
+//   ME_UNROLL for (int l = 0; l < ME_LAYER_END(s.L); ++l) { if (l >= s.L) break; ... }
+// With nvcc the bound is the constant kMaxLayers and the loop is unrolled fully, so the tables
+// can live in registers instead of a per-thread stack frame (local memory); used where that
+// costs few registers (the read kernels). The CPU compilers get the plain loop to s.L (the
+// guard folds away), which keeps their code as it was. The CUDA emulator (tests/cuda_emulation)
+// compiles the nvcc form, in every file of its binary alike.
+#if defined(__CUDACC__) || defined(MEMORY_EXT_CUDA_EMULATION)
+#define ME_UNROLL _Pragma("unroll")
+#define ME_LAYER_END(n) kMaxLayers
+#else
+#define ME_UNROLL
+#define ME_LAYER_END(n) (n)
+#endif
+
 enum class Activation : int { Tanh = 0, Sigmoid = 1, Relu = 2, Identity = 3 };
 enum class WriteRule : int { Local = 0, Grad = 1 };
 

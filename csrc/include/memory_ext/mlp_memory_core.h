@@ -77,7 +77,8 @@ ME_DEVICE void copy_n(E& ex, int n, const T* src, T* dst) {
 template <typename T, typename E>
 ME_DEVICE void mlp_forward(E& ex, const MlpShape& s, Activation act, T* const* W, T* const* acts,
                            int rows) {
-  for (int l = 0; l < s.L; ++l) {
+  ME_UNROLL for (int l = 0; l < ME_LAYER_END(s.L); ++l) {
+    if (l >= s.L) break;
     if (l < s.L - 1) {
       ex.gemm_nt(rows, s.n[l + 1], s.n[l], acts[l], W[l], acts[l + 1], T(1), T(0),
                  ActEpilogue<T>{act});
@@ -93,7 +94,8 @@ ME_DEVICE void mlp_forward(E& ex, const MlpShape& s, Activation act, T* const* W
 template <typename T, typename E>
 ME_DEVICE void mlp_backward(E& ex, const MlpShape& s, Activation act, T* const* W, T* const* acts,
                             int rows, T* delta, T* tmp, T* const* G, T* g_keys) {
-  for (int l = s.L - 1; l >= 0; --l) {
+  ME_UNROLL for (int l = ME_LAYER_END(s.L) - 1; l >= 0; --l) {
+    if (l >= s.L) continue;
     ex.gemm_tn(s.n[l + 1], s.n[l], rows, delta, acts[l], G[l], T(1), T(1));
     if (l > 0) {
       ex.gemm_nn(rows, s.n[l], s.n[l + 1], delta, W[l], tmp, T(1), T(0),
@@ -207,13 +209,14 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
                p.ckpt[l] + (std::size_t(b) * NC + k) * s.weight_numel(l));
       }
     }
-    T *A[kMaxLayers + 1], *D[kMaxLayers + 1], *g[kMaxLayers + 1];
-    if (p.saved != nullptr) {  // the in-place backward needs them: write them there directly
-      saved_step_views(s, p.saved + bt * mlp_step_saved(s), A, D, g);
-    } else {
-      for (int l = 1; l <= s.L; ++l) A[l] = sc.A[l], D[l] = sc.D[l];
-    }
-    A[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
+    // The step's write activations A (A[0]: the keys) and errors D: in the scratch, or where
+    // the in-place backward needs them (saved). sc.A / sc.D are re-pointed, not copied into
+    // tables of their own (on a GPU thread every such table is a copy on its stack).
+    T* g[kMaxLayers + 1];
+    if (p.saved != nullptr) saved_step_views(s, p.saved + bt * mlp_step_saved(s), sc.A, sc.D, g);
+    sc.A[0] = const_cast<T*>(p.kw) + bt * s.H * n0;
+    T* const* A = sc.A;
+    T* const* D = sc.D;
     const T* z[kMaxLayers];
     const int nz = p.rule == WriteRule::Local ? s.L : 1;
     for (int l = 0; l < nz; ++l) {
@@ -230,15 +233,13 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
     // keys [0, hr), write keys [hr, hr + hw)), one pass over W for both
     const int hr = s.Hr, hw = p.rv != nullptr ? s.H : 0;
     if (hr + hw > 0) {
-      T* R[kMaxLayers + 1];
-      for (int l = 0; l <= s.L; ++l) R[l] = sc.RA[l];
       const T* kr = p.kr + bt * s.Hr * n0;
       const T* kw = A[0];
       T* keys = sc.RA[0];
       ex.for_n(hr * n0, [&](int i) { keys[i] = kr[i]; });
       ex.for_n(hw * n0, [&](int i) { keys[hr * n0 + i] = kw[i]; });
       ex.sync();
-      mlp_forward(ex, s, p.act, sc.W, R, hr + hw);
+      mlp_forward(ex, s, p.act, sc.W, sc.RA, hr + hw);
       const T* out = sc.RA[s.L];
       T* reads = p.reads + bt * s.Hr * nL;
       ex.for_n(hr * nL, [&](int i) { reads[i] = out[i]; });
@@ -277,8 +278,6 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   const int hr = (s.Hr > 0 && p.g_reads != nullptr) ? s.Hr : 0;
   const int hw = (p.rv != nullptr && p.g_recon != nullptr) ? s.H : 0;
   if (hr + hw > 0) {
-    T* R[kMaxLayers + 1];
-    for (int l = 0; l <= L; ++l) R[l] = sc.RA[l];
     const T* kr = p.kr + bt * s.Hr * n0;
     const T* kw = p.kw + bt * s.H * n0;
     T* keys = sc.RA[0];
@@ -287,7 +286,7 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
     ex.for_n(hw * n0, [&](int i) { keys[hr * n0 + i] = kw[i]; });
     ex.for_n((hr + hw) * n0, [&](int i) { gk[i] = T(0); });
     ex.sync();
-    mlp_forward(ex, s, p.act, Wt, R, hr + hw);
+    mlp_forward(ex, s, p.act, Wt, sc.RA, hr + hw);
     T* d = sc.buf0;
     if (hr > 0) {
       const T* gr = p.g_reads + bt * s.Hr * nL;
@@ -306,7 +305,7 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
       });
     }
     ex.sync();
-    mlp_backward(ex, s, p.act, Wt, R, hr + hw, sc.buf0, sc.buf1, sc.G, gk);
+    mlp_backward(ex, s, p.act, Wt, sc.RA, hr + hw, sc.buf0, sc.buf1, sc.G, gk);
     T* gkr = p.g_kr + bt * s.Hr * n0;
     T* gkw = p.g_kw + bt * s.H * n0;
     ex.for_n(hr * n0, [&](int i) { gkr[i] += gk[i]; });
@@ -321,10 +320,11 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   }
 
   // 2. through the update W_t = keep * W_{t-1} - beta U, U^l = D^T A.
-  T* dA[kMaxLayers + 1];
-  dA[0] = p.g_kw + bt * s.H * n0;
+  // dA[0]: dJ/dkeys of the write, accumulated in g_kw (sc.dA re-pointed, not copied: see the
+  // forward's A)
+  T* const* dA = sc.dA;
+  sc.dA[0] = p.g_kw + bt * s.H * n0;
   for (int l = 1; l <= L; ++l) {
-    dA[l] = sc.dA[l];
     T* dal = dA[l];
     ex.for_n(s.H * s.n[l], [&](int i) { dal[i] = T(0); });
   }
@@ -419,13 +419,12 @@ ME_DEVICE void mlp_step_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   }
 }
 
-// The in-place step backward (T = 1): see MlpScanBwdParams::w_inout. Needs only the hot scratch.
+// The in-place step backward (T = 1): see MlpScanBwdParams::w_inout. Needs only the hot scratch
+// (sc, carved by the caller).
 template <typename T, typename E>
 ME_DEVICE void mlp_step_inplace_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b,
-                                              T* hot) {
+                                              MlpBwdScratch<T>& sc) {
   const MlpShape& s = p.s;
-  MlpBwdScratch<T> sc;
-  MlpBwdScratch<T>::carve_hot(s, hot, &sc);
   T* W[kMaxLayers];
   for (int l = 0; l < s.L; ++l) {
     W[l] = p.w_inout[l] + std::size_t(b) * s.weight_numel(l);
@@ -442,16 +441,16 @@ ME_DEVICE void mlp_step_inplace_backward_elem(E& ex, const MlpScanBwdParams<T>& 
 template <typename T, typename E>
 ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b, T* hot,
                                       T* cold) {
+  const MlpShape& s = p.s;
+  MlpBwdScratch<T> sc;  // here, for both paths: one copy of its tables on a GPU thread's stack
+  MlpBwdScratch<T>::carve_hot(s, hot, &sc);
   if (p.w_inout[0] != nullptr) {
-    mlp_step_inplace_backward_elem(ex, p, b, hot);
+    mlp_step_inplace_backward_elem(ex, p, b, sc);
     return;
   }
-  const MlpShape& s = p.s;
   const int L = s.L, C = p.ckpt_every, n0 = s.n[0], nL = s.n[L];
   const int NC = (s.T + C - 1) / C;
   const int wn = s.weights_numel();
-  MlpBwdScratch<T> sc;
-  MlpBwdScratch<T>::carve_hot(s, hot, &sc);
   MlpBwdScratch<T>::carve_cold(s, C, cold, &sc);
   if (p.in_place) {
     for (int l = 0; l < L; ++l) sc.G[l] = p.g_w0[l] + std::size_t(b) * s.weight_numel(l);
@@ -465,6 +464,8 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
   }
   ex.sync();
 
+  // the step tables, shared by the replay and the reverse walk (one copy on a GPU thread's stack)
+  T *Wp[kMaxLayers], *Wn[kMaxLayers], *A[kMaxLayers + 1], *D[kMaxLayers + 1], *g[kMaxLayers + 1];
   for (int seg = NC - 1; seg >= 0; --seg) {
     const int t0 = seg * C;
     const int t1 = t0 + C < s.T ? t0 + C : s.T;
@@ -479,11 +480,10 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
       }
     };
     if (!p.in_place) {
-      T* W0[kMaxLayers];
-      snap_ptrs(0, W0);
+      snap_ptrs(0, Wp);
       for (int l = 0; l < L; ++l) {
         copy_n(ex, s.weight_numel(l),
-               p.ckpt[l] + (std::size_t(b) * NC + seg) * s.weight_numel(l), W0[l]);
+               p.ckpt[l] + (std::size_t(b) * NC + seg) * s.weight_numel(l), Wp[l]);
       }
       ex.sync();
     }
@@ -491,8 +491,6 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
     for (int t = t0; t < t1; ++t) {
       const int i = t - t0;
       const std::size_t bt = std::size_t(b) * s.T + t;
-      T *Wp[kMaxLayers], *Wn[kMaxLayers], *A[kMaxLayers + 1], *D[kMaxLayers + 1],
-          *g[kMaxLayers + 1];
       snap_ptrs(i, Wp);
       snap_ptrs(i + 1, Wn);
       sc.step_views(s, i, A, D, g);
@@ -513,8 +511,6 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
     for (int t = t1 - 1; t >= t0; --t) {
       const int i = t - t0;
       const std::size_t bt = std::size_t(b) * s.T + t;
-      T *Wp[kMaxLayers], *Wn[kMaxLayers], *A[kMaxLayers + 1], *D[kMaxLayers + 1],
-          *g[kMaxLayers + 1];
       snap_ptrs(i, Wp);
       snap_ptrs(i + 1, Wn);
       sc.step_views(s, i, A, D, g);
@@ -534,14 +530,17 @@ ME_DEVICE void mlp_read_forward_elem(E& ex, const MlpReadParams<T>& p, int b, T*
   const MlpShape& s = p.s;
   MlpReadScratch<T> sc;
   MlpReadScratch<T>::carve(s, ws, &sc);
-  for (int l = 0; l < s.L; ++l) {
+  ME_UNROLL for (int l = 0; l < ME_LAYER_END(s.L); ++l) {
+    if (l >= s.L) break;
     copy_n(ex, s.weight_numel(l), p.w[l] + std::size_t(b) * s.weight_numel(l), sc.W[l]);
   }
   ex.sync();
   T* R[kMaxLayers + 1];
   R[0] = const_cast<T*>(p.keys) + std::size_t(b) * s.Hr * s.n[0];
-  for (int l = 1; l < s.L; ++l) R[l] = sc.RA[l];
-  R[s.L] = p.out + std::size_t(b) * s.Hr * s.n[s.L];
+  T* out = p.out + std::size_t(b) * s.Hr * s.n[s.L];
+  ME_UNROLL for (int l = 1; l <= ME_LAYER_END(s.L); ++l) {  // not R[s.L] = out: see ME_UNROLL
+    if (l <= s.L) R[l] = l < s.L ? sc.RA[l] : out;
+  }
   mlp_forward(ex, s, p.act, sc.W, R, s.Hr);
 }
 
@@ -551,14 +550,17 @@ ME_DEVICE void mlp_read_backward_elem(E& ex, const MlpReadParams<T>& p, int b, T
   MlpReadScratch<T> sc;
   MlpReadScratch<T>::carve(s, ws, &sc);
   T* G[kMaxLayers];
-  for (int l = 0; l < s.L; ++l) {
+  ME_UNROLL for (int l = 0; l < ME_LAYER_END(s.L); ++l) {
+    if (l >= s.L) break;
     copy_n(ex, s.weight_numel(l), p.w[l] + std::size_t(b) * s.weight_numel(l), sc.W[l]);
     G[l] = p.g_w[l] + std::size_t(b) * s.weight_numel(l);  // zero-initialised by the host
   }
   ex.sync();
   T* R[kMaxLayers + 1];
   R[0] = const_cast<T*>(p.keys) + std::size_t(b) * s.Hr * s.n[0];
-  for (int l = 1; l <= s.L; ++l) R[l] = sc.RA[l];
+  ME_UNROLL for (int l = 1; l <= ME_LAYER_END(s.L); ++l) {
+    if (l <= s.L) R[l] = sc.RA[l];
+  }
   mlp_forward(ex, s, p.act, sc.W, R, s.Hr);
   copy_n(ex, s.Hr * s.n[s.L], p.g_out + std::size_t(b) * s.Hr * s.n[s.L], sc.buf0);
   ex.sync();

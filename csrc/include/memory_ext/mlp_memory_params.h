@@ -159,8 +159,10 @@ struct Carver {
 template <typename T>
 struct MlpFwdScratch {
   T* W[kMaxLayers];
-  T* A[kMaxLayers + 1];   // A[1..L] write activations [H, n[l]] (A[0] = keys)
-  T* D[kMaxLayers + 1];   // D[1..L] errors / deltas [H, n[l]]
+  // A[1..L] write activations, D[1..L] errors / deltas [H, n[l]]; the forward sets A[0] to each
+  // step's keys and, with MlpScanFwdParams::saved, points A and D at the step's saved block
+  T* A[kMaxLayers + 1];
+  T* D[kMaxLayers + 1];
   T* RA[kMaxLayers + 1];  // RA[0..L] read + recon activations [stacked_heads, n[l]]
 
   ME_HD static std::size_t carve(const MlpShape& s, T* base, MlpFwdScratch* out) {
@@ -183,7 +185,7 @@ template <typename T>
 struct MlpBwdScratch {
   // hot
   T* G[kMaxLayers];        // dJ/dW_t [n[l+1], n[l]]
-  T* dA[kMaxLayers + 1];   // dA[1..L] [H, n[l]]
+  T* dA[kMaxLayers + 1];   // dA[1..L] [H, n[l]] (dA[0]: set per step, into g_kw)
   T* dD[kMaxLayers + 1];   // dD[1..L] [H, n[l]]
   T* dPx[kMaxLayers + 1];  // dPx[1..L-1] second-order term of rule grad [H, n[l]]
   T* RA[kMaxLayers + 1];   // RA[0..L] [stacked_heads, n[l]] (RA[0]: the stacked keys)
@@ -235,8 +237,12 @@ struct MlpReadScratch {
     Carver<T> c(base);
     MlpReadScratch tmp;
     MlpReadScratch& o = out ? *out : tmp;
-    for (int l = 0; l < s.L; ++l) o.W[l] = c.take(s.weight_numel(l));
-    for (int l = 1; l <= s.L; ++l) o.RA[l] = c.take(std::size_t(s.Hr) * s.n[l]);
+    ME_UNROLL for (int l = 0; l < ME_LAYER_END(s.L); ++l) {  // constant indices: see ME_UNROLL
+      if (l < s.L) o.W[l] = c.take(s.weight_numel(l));
+    }
+    ME_UNROLL for (int l = 1; l <= ME_LAYER_END(s.L); ++l) {
+      if (l <= s.L) o.RA[l] = c.take(std::size_t(s.Hr) * s.n[l]);
+    }
     o.buf0 = c.take(std::size_t(s.Hr) * s.max_width());
     o.buf1 = c.take(std::size_t(s.Hr) * s.max_width());
     return c.used;
