@@ -1,29 +1,61 @@
-"""Fake (meta) kernels of the memory_ext ops: output shapes for torch.compile and opcheck."""
+"""Fake (meta) kernels of the memory_ext ops: output shapes for torch.compile and opcheck.
+
+They also run when real meta tensors are passed; a meta tensor mixed with tensors of another
+device would silently run them instead of a kernel (uninitialised outputs, in-place ops doing
+nothing), so every fake first checks that all tensor arguments share one device.
+"""
+import functools
+
 import torch
 
 _lib = "memory_ext::"
+
+
+def _tensors(values):
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from _tensors(v)
+
+
+def _fake(name):
+    """register_fake for memory_ext::<name>, behind the one-device check."""
+    def register(fn):
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            devices = {t.device for t in _tensors([*args, *kwargs.values()])}
+            if len(devices) > 1:
+                raise RuntimeError(
+                    f"memory_ext.{name}: all tensors must be on one device, got "
+                    f"{', '.join(sorted(map(str, devices)))} (a meta tensor among real ones would "
+                    "run no kernel)")
+            return fn(*args, **kwargs)
+        torch.library.register_fake(_lib + name)(checked)
+        return fn
+    return register
 
 
 def _recon_shape(rule, recon_values, *dims):
     return list(dims) if (recon_values is not None or rule == "grad") else [0]
 
 
-@torch.library.register_fake(_lib + "mlp_memory_read")
+@_fake("mlp_memory_read")
 def _read_fake(weights, keys, activation="tanh"):
     return keys.new_empty(keys.shape[0], keys.shape[1], weights[-1].shape[1])
 
 
-@torch.library.register_fake(_lib + "_mlp_memory_read_bwd")
+@_fake("_mlp_memory_read_bwd")
 def _read_bwd_fake(weights, keys, grad_reads, activation):
     return [w.new_empty(w.shape) for w in weights], keys.new_empty(keys.shape)
 
 
-@torch.library.register_fake(_lib + "mlp_memory_write")
+@_fake("mlp_memory_write")
 def _write_fake(weights, write_keys, targets, beta, alpha=None, rule="local", activation="tanh"):
     return [w.new_empty(w.shape) for w in weights]
 
 
-@torch.library.register_fake(_lib + "mlp_memory_step")
+@_fake("mlp_memory_step")
 def _step_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
                rule="local", activation="tanh"):
     B = write_keys.shape[0]
@@ -32,7 +64,7 @@ def _step_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_
     return [w.new_empty(w.shape) for w in weights], reads, recon
 
 
-@torch.library.register_fake(_lib + "mlp_memory_scan")
+@_fake("mlp_memory_scan")
 def _scan_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
                rule="local", activation="tanh", checkpoint_every=16):
     B, T = write_keys.shape[0], write_keys.shape[1]
@@ -43,7 +75,7 @@ def _scan_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_
     return reads, [w.new_empty(w.shape) for w in weights], recon, ckpts
 
 
-@torch.library.register_fake(_lib + "_mlp_memory_scan_bwd")
+@_fake("_mlp_memory_scan_bwd")
 def _scan_bwd_fake(checkpoints, write_keys, targets, beta, read_keys, alpha, recon_values,
                    grad_reads, grad_final_weights, grad_recon, rule, activation, checkpoint_every):
     like = lambda t: t.new_empty(t.shape)  # noqa: E731
@@ -59,7 +91,7 @@ def step_saved_numel(weights, heads: int) -> int:
     return sum(3 * ((heads * w.shape[1] + 7) // 8 * 8) for w in weights)
 
 
-@torch.library.register_fake(_lib + "_mlp_memory_step_")
+@_fake("_mlp_memory_step_")
 def _step_inplace_fake(weights, write_keys, targets, beta, read_keys, alpha, recon_values, rule,
                        activation):
     B, H = write_keys.shape[0], write_keys.shape[1]
@@ -68,7 +100,7 @@ def _step_inplace_fake(weights, write_keys, targets, beta, read_keys, alpha, rec
     return reads, recon, write_keys.new_empty(B, step_saved_numel(weights, H))
 
 
-@torch.library.register_fake(_lib + "_mlp_memory_step_bwd_")
+@_fake("_mlp_memory_step_bwd_")
 def _step_bwd_inplace_fake(weights, grad_weights, saved, write_keys, targets, beta, read_keys,
                            alpha, recon_values, grad_reads, grad_recon, rule, activation):
     like = lambda t: t.new_empty(t.shape)  # noqa: E731
@@ -78,12 +110,12 @@ def _step_bwd_inplace_fake(weights, grad_weights, saved, write_keys, targets, be
             like(recon_values) if recon_values is not None else write_keys.new_empty(0))
 
 
-@torch.library.register_fake(_lib + "delta_rule_step_")
+@_fake("delta_rule_step_")
 def _delta_rule_step_fake(state, q, k, v, beta, scale, out):
     return None  # writes state and out in place
 
 
-@torch.library.register_fake(_lib + "delta_rule_chunk")
+@_fake("delta_rule_chunk")
 def _delta_rule_chunk_fake(q, k, v, beta, initial_state, scale, chunk_size, save_states):
     BH, T, K = q.shape
     V = v.shape[-1]
@@ -92,63 +124,63 @@ def _delta_rule_chunk_fake(q, k, v, beta, initial_state, scale, chunk_size, save
     return q.new_empty(BH, T, V), q.new_empty(BH, K, V), states
 
 
-@torch.library.register_fake(_lib + "_delta_rule_chunk_bwd")
+@_fake("_delta_rule_chunk_bwd")
 def _delta_rule_chunk_bwd_fake(q, k, v, beta, states, grad_o, grad_final, scale, chunk_size):
     BH, _, K = q.shape
     return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
             beta.new_empty(beta.shape), q.new_empty(BH, K, v.shape[-1]))
 
 
-@torch.library.register_fake(_lib + "hash_lookup_or_insert_")
+@_fake("hash_lookup_or_insert_")
 def _hash_lookup_or_insert_fake(slots, meta, keys):
     return keys.new_empty(keys.shape)
 
 
-@torch.library.register_fake(_lib + "hash_find")
+@_fake("hash_find")
 def _hash_find_fake(slots, keys):
     return keys.new_empty(keys.shape), keys.new_empty(keys.shape)
 
 
-@torch.library.register_fake(_lib + "hash_erase_")
+@_fake("hash_erase_")
 def _hash_erase_fake(slots, meta, keys):
     return keys.new_empty(keys.shape, dtype=torch.bool)
 
 
-@torch.library.register_fake(_lib + "_hash_rebuild_")
+@_fake("_hash_rebuild_")
 def _hash_rebuild_fake(slots, entries):
     return None
 
 
-@torch.library.register_fake(_lib + "gather_rows")
+@_fake("gather_rows")
 def _gather_rows_fake(tensors, index, out_rows):
     return [t.new_empty((out_rows,) + tuple(t.shape[1:])) for t in tensors]
 
 
-@torch.library.register_fake(_lib + "slot_write_")
+@_fake("slot_write_")
 def _slot_write_fake(M, C, count, m, c, policy):
     return None
 
 
-@torch.library.register_fake(_lib + "slot_read")
+@_fake("slot_read")
 def _slot_read_fake(query, M, C, count, hops, R):
     B, d = query.shape
     N = M.shape[-2]
     return query.new_empty(B, d), query.new_empty(B, hops, N), query.new_empty(B, hops, d)
 
 
-@torch.library.register_fake(_lib + "_slot_read_bwd")
+@_fake("_slot_read_bwd")
 def _slot_read_bwd_fake(grad_u, grad_attention, M, C, count, R, saved_u, attention):
     d = grad_u.shape[1]
     dR = grad_u.new_empty(d, d) if R is not None else grad_u.new_empty(0)
     return grad_u.new_empty(grad_u.shape), M.new_empty(M.shape), C.new_empty(C.shape), dR
 
 
-@torch.library.register_fake(_lib + "slot_read_hard")
+@_fake("slot_read_hard")
 def _slot_read_hard_fake(query, M, Q, count, hops):
     B, N = M.shape[0], M.shape[1]
     return count.new_empty(B, hops), query.new_empty(B, hops, N)
 
 
-@torch.library.register_fake(_lib + "_slot_read_hard_bwd")
+@_fake("_slot_read_hard_bwd")
 def _slot_read_hard_bwd_fake(grad_scores, query, M, Q, count, indices):
     return query.new_empty(query.shape), M.new_empty(M.shape), Q.new_empty(Q.shape)

@@ -28,6 +28,8 @@ def _check(q, k, v, beta, initial_state, cu_seqlens):
     if q.dim() != 4:
         raise ValueError(f"q must be [B, T, H, K], got {list(q.shape)}")
     B, T, H, K = q.shape
+    if K < 1:
+        raise ValueError(f"q and k need a key width K >= 1, got q {list(q.shape)}")
     if tuple(k.shape) != (B, T, H, K):
         raise ValueError(f"k must be [B, T, H, K] = {[B, T, H, K]} like q, got {list(k.shape)}")
     if v.dim() != 4 or tuple(v.shape[:3]) != (B, T, H):
@@ -186,6 +188,8 @@ def delta_rule_step(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, state: Tensor
     """
     if q.dim() != 3:
         raise ValueError(f"q must be [B, H, K], got {list(q.shape)}")
+    if q.shape[-1] < 1:
+        raise ValueError(f"q and k need a key width K >= 1, got q {list(q.shape)}")
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if out is None:
         out = v.new_empty(v.shape)

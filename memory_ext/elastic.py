@@ -8,6 +8,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
+from ._device import check_device
+
 _FORMAT = "memory_ext.ElasticEmbedding/1"
 
 
@@ -58,6 +60,7 @@ class ElasticEmbedding(nn.Module):
                              f"{max(1, num_embeddings)}, got {capacity!r}")
         if not growth > 1.0:
             raise ValueError(f"growth must be > 1, got {growth!r}")
+        device = check_device(device)
         self.embedding_dim, self.tied, self.noise, self.growth, self.seed = (
             embedding_dim, tied, float(noise), float(growth), int(seed))
         g = torch.Generator().manual_seed(self.seed)

@@ -9,6 +9,8 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor
 
+from ._device import check_device
+
 _EMPTY = -(2 ** 63)
 
 
@@ -47,6 +49,7 @@ class IntHashTable:
         if not 0.0 < float(max_load) < 1.0:
             raise ValueError(f"max_load must be in (0, 1), got {max_load!r}")
         self.max_load = float(max_load)
+        device = check_device(device)
         cap = _pow2_at_least(capacity)
         self.slots = torch.full((cap, 3), _EMPTY, dtype=torch.int64, device=device)
         self.meta = torch.zeros(3, dtype=torch.int64, device=device)
@@ -121,13 +124,15 @@ class IntHashTable:
                 "next_id": int(self.meta[2].item()), "max_load": self.max_load}
 
     def load_state_dict(self, state: Dict) -> None:
-        """Validated first (distinct keys, ids unique and < next_id, counts >= 0); nothing
-        changes on error."""
+        """Validated first (distinct keys, ids unique and in [0, next_id), next_id >= 0,
+        counts >= 0); nothing changes on error."""
         if state.get("format") != "memory_ext.IntHashTable/1":
             raise ValueError(f"not an IntHashTable state_dict (format {state.get('format')!r})")
         e, next_id = state["entries"], int(state["next_id"])
         if not isinstance(e, Tensor) or e.dtype != torch.int64 or e.dim() != 2 or e.shape[1] != 3:
             raise ValueError("state_dict['entries'] must be an int64 tensor [M, 3]")
+        if next_id < 0:  # a negative next id would hand out ids that find() reports as absent
+            raise ValueError(f"state_dict['next_id'] must be >= 0, got {next_id}")
         if e.shape[0]:
             if bool((e[:, 0] <= _EMPTY + 1).any()):
                 raise ValueError("state_dict['entries'] holds a reserved key")

@@ -1,5 +1,7 @@
 // The slot memory ops: slot_write_ (ATen, any device), slot_read / _slot_read_bwd and
 // slot_read_hard / _slot_read_hard_bwd (checks here, kernels per backend: csrc/cpu, csrc/cuda).
+#include <ATen/MemoryOverlap.h>
+
 #include "slot_memory.h"
 
 #include <torch/library.h>
@@ -237,22 +239,44 @@ void slot_write_(at::Tensor& M, at::Tensor& C, at::Tensor& count, const at::Tens
     TORCH_CHECK(t->device() == M.device(), "all tensors must be on ", M.device());
   }
   TORCH_CHECK(N >= 1, "M must have at least one slot");
+  // Written in place: an expanded (stride-0) or self-overlapping M, C or count would have rows
+  // overwrite each other, and M, C and count must not share memory.
+  const std::pair<const at::Tensor*, const char*> out[] = {{&M, "M"}, {&C, "C"}, {&count, "count"}};
+  for (const auto& [t, name] : out) {
+    TORCH_CHECK(at::has_internal_overlap(*t) != at::MemOverlap::Yes, "slot_write_: ", name,
+                " is written in place and must not be an expanded or self-overlapping view "
+                "(strides ", t->strides(), "); pass a contiguous tensor");
+  }
+  TORCH_CHECK(at::get_overlap_status(M, C) == at::MemOverlapStatus::No,
+              "slot_write_: M and C must be different memories (they overlap)");
   if (B == 0) return;
-  if (policy == "append") {  // one host read: the error must name the full rows
-    const at::Tensor full = count.ge(N).nonzero().flatten().cpu();
-    if (full.numel() > 0) {
-      std::ostringstream rows;
-      for (int64_t i = 0; i < std::min<int64_t>(full.numel(), 8); ++i)
-        rows << (i ? ", " : "") << full[i].item<int64_t>();
-      if (full.numel() > 8) rows << ", ...";
-      TORCH_CHECK(false, "slot_write_: memory full (", N, " slots) in batch rows [", rows.str(),
-                  "]; use policy='ring' to overwrite the oldest slot");
-    }
+  // one host read: a negative count, or (append) a full row, is an error naming the rows
+  const at::Tensor negative = count.lt(0);
+  const at::Tensor bad = policy == "append" ? negative.logical_or(count.ge(N)) : negative;
+  if (bad.any().item<bool>()) {
+    const bool neg = negative.any().item<bool>();  // error path only: a second read is fine
+    const at::Tensor which = (neg ? negative : bad).nonzero().flatten().cpu();
+    std::ostringstream rows;
+    for (int64_t i = 0; i < std::min<int64_t>(which.numel(), 8); ++i)
+      rows << (i ? ", " : "") << which[i].item<int64_t>();
+    if (which.numel() > 8) rows << ", ...";
+    TORCH_CHECK(!neg, "slot_write_: count must be >= 0, got ",
+                count[which[0].item<int64_t>()].item<int64_t>(), " in batch rows [", rows.str(), "]");
+    TORCH_CHECK(false, "slot_write_: memory full (", N, " slots) in batch rows [", rows.str(),
+                "]; use policy='ring' to overwrite the oldest slot");
   }
   const at::Tensor slot = policy == "ring" ? count.remainder(N) : count;
   const at::Tensor rows = at::arange(B, count.options());
+  // M is written first: if writing C fails (e.g. C is a leaf that requires grad), M's rows
+  // are put back, so an error leaves M, C and count as they were
+  const at::Tensor old_m = M.index({rows, slot});
   M.index_put_({rows, slot}, m);
-  C.index_put_({rows, slot}, c);
+  try {
+    C.index_put_({rows, slot}, c);
+  } catch (...) {
+    M.index_put_({rows, slot}, old_m);
+    throw;
+  }
   count.add_(1);
 }
 

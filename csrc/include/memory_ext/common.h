@@ -122,9 +122,10 @@ ME_HD ME_INLINE T me_tanh(T x) {
   return tanh(x);
 #else
   // tanh(x) = expm1(2x) / (expm1(2x) + 2); |tanh| rounds to 1 beyond the clamp.
+  // The selects keep x when the comparison is false, so a NaN passes through (tanh(NaN) = NaN).
   const T lim = sizeof(T) == 8 ? T(20) : T(10);
-  T c = x < lim ? x : lim;  // two plain selects (a nested one would become branches)
-  c = c > -lim ? c : -lim;
+  T c = x > lim ? lim : x;  // two plain selects (a nested one would become branches)
+  c = c < -lim ? -lim : c;
   const T e = host_expm1(T(2) * c);
   return e / (e + T(2));
 #endif
@@ -138,8 +139,8 @@ ME_HD ME_INLINE T me_sigmoid(T x) {
   // With e = exp(-|x|) <= 1: sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0.
   // |x| is clamped where exp(-|x|) is below the smallest normal number (there 2^k is 0).
   const T lim = sizeof(T) == 8 ? T(709) : T(88);
-  T a = x < T(0) ? x : -x;  // -|x|
-  a = a > -lim ? a : -lim;
+  T a = x < T(0) ? x : -x;  // -|x| (NaN stays NaN)
+  a = a < -lim ? -lim : a;  // keeps a NaN: sigmoid(NaN) = NaN
   const T e = host_exp(a);
   const T num = x < T(0) ? e : T(1);
   return num / (T(1) + e);
@@ -151,14 +152,14 @@ template <Activation A, typename T>
 ME_HD ME_INLINE T act_forward_t(T x) {
   if constexpr (A == Activation::Tanh) return me_tanh(x);
   else if constexpr (A == Activation::Sigmoid) return me_sigmoid(x);
-  else if constexpr (A == Activation::Relu) return x > T(0) ? x : T(0);
+  else if constexpr (A == Activation::Relu) return x < T(0) ? T(0) : x;  // relu(NaN) = NaN
   else return x;
 }
 template <Activation A, typename T>
 ME_HD ME_INLINE T act_grad_t(T y) {
   if constexpr (A == Activation::Tanh) return T(1) - y * y;
   else if constexpr (A == Activation::Sigmoid) return y * (T(1) - y);
-  else if constexpr (A == Activation::Relu) return y > T(0) ? T(1) : T(0);
+  else if constexpr (A == Activation::Relu) return y <= T(0) ? T(0) : T(1);  // NaN: passes, as torch's
   else return T(1);
 }
 
@@ -168,7 +169,7 @@ ME_HD ME_INLINE T act_forward(Activation a, T x) {
   switch (a) {
     case Activation::Tanh: return me_tanh(x);
     case Activation::Sigmoid: return me_sigmoid(x);
-    case Activation::Relu: return x > T(0) ? x : T(0);
+    case Activation::Relu: return x < T(0) ? T(0) : x;
     default: return x;
   }
 }
@@ -179,7 +180,7 @@ ME_HD ME_INLINE T act_grad(Activation a, T y) {
   switch (a) {
     case Activation::Tanh: return T(1) - y * y;
     case Activation::Sigmoid: return y * (T(1) - y);
-    case Activation::Relu: return y > T(0) ? T(1) : T(0);
+    case Activation::Relu: return y <= T(0) ? T(0) : T(1);
     default: return T(1);
   }
 }
