@@ -260,3 +260,13 @@ def test_checkpoints_carry_a_checksum_and_old_ones_load_with_a_warning(tmp_path,
 def test_shipped_checkpoint_carries_a_valid_checksum():
     payload = torch.load(default_checkpoint(), weights_only=True)
     assert payload["checksum"] == checkpoint_digest(payload)
+
+
+def test_load_of_an_old_checkpoint_warns_in_one_line(tmp_path):
+    bot = MemoryChatbot(TINY)
+    payload = torch.load(_saved(bot, tmp_path / "new.pt"), weights_only=True)
+    del payload["checksum"]
+    torch.save(payload, tmp_path / "old.pt")
+    out = _talk(bot, [f"/load {tmp_path / 'old.pt'}"])
+    assert len(out) == 2 and out[0].startswith("(warning: ") and "no checksum" in out[0]
+    assert out[1] == f"(loaded {tmp_path / 'old.pt'})"
