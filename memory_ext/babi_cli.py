@@ -7,21 +7,49 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from . import cli_checks as check
+from .cli_checks import UserError
+
 
 def parse_tasks(spec: str) -> List[int]:
-    """'1-20', '1,2,3' or '1-3,7' -> sorted task ids (each in 1..20)."""
+    """'1-20', '1,2,3' or '1-3,7' -> sorted task ids (each in 1..20); else a UserError."""
     out = set()
-    for part in spec.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.update(range(int(a), int(b) + 1))
-        elif part:
-            out.add(int(part))
+    try:
+        for part in spec.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.update(range(int(a), int(b) + 1))
+            elif part:
+                out.add(int(part))
+    except ValueError:
+        out = set()
     bad = [t for t in out if not 1 <= t <= 20]
     if bad or not out:
-        raise ValueError(f"--tasks must name tasks in 1..20, got {spec!r}")
+        raise UserError(f"--tasks must name tasks in 1..20 (e.g. 1-20, 1,2,3), got {spec!r}")
     return sorted(out)
+
+
+def check_arguments(args: argparse.Namespace) -> List[int]:
+    """Every user error of `memory-ext babi` before any training (UserError naming the flag);
+    every task's files are read and parsed here. Returns the task ids."""
+    from .babi import load_task
+
+    for name, low in (("epochs", 1), ("restarts", 1), ("linear_start_epochs", 0), ("weight_decay", 0),
+                      ("think_steps", 0), ("threads", 0)):
+        check.at_least(args, name, low)
+    tasks = parse_tasks(args.tasks)
+    check.input_dir(args.data, "--data")
+    check.output_dir(args.out, "--out")
+    for t in tasks:
+        try:
+            train, test = load_task(args.data, t, args.split)
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # missing, unreadable or malformed
+            raise UserError(f"--data: {e}") from None
+        if not train or not test:
+            raise UserError(f"--data: task {t} ({args.split}) has no {'training' if not train else 'test'} "
+                            f"questions")
+    return tasks
 
 
 DEFAULT_EPOCHS = {"memn2n": 100, "memnn": 300, "mnm": 20}
@@ -80,12 +108,9 @@ def run(args: argparse.Namespace) -> Dict:
 
     if args.epochs is None:
         args.epochs = DEFAULT_EPOCHS[args.model]
-    for name, low in (("epochs", 1), ("restarts", 1), ("linear_start_epochs", 0), ("weight_decay", 0)):
-        if getattr(args, name) < low:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
+    tasks = check_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    tasks = parse_tasks(args.tasks)
     if args.model == "memn2n":
         paper, paper_name = PAPER_MEMN2N_PE_LS_RN, "MemN2N PE LS RN (paper)"
         train = lambda t, bar: train_memn2n(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731

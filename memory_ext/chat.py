@@ -9,7 +9,11 @@ scores words against the embedding rows. Only user lines are written to memory.
 """
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import pickle
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -21,6 +25,59 @@ from .vocab import EOS, PAD, SOS, ElasticVocab, tokenize
 CHECKPOINT_FORMAT = "memory_ext.MemoryChatbot/1"
 DEFAULT_CONFIG = dict(d_model=64, nhead=4, memory_widths=(64, 128, 64), rule="local",
                       decoder_layers=2, max_len=32, max_reply=16)
+_INT_KEYS = ("d_model", "nhead", "decoder_layers", "max_len", "max_reply")
+
+
+class UncheckedCheckpointWarning(UserWarning):
+    """A checkpoint saved before checksums (no 'checksum' key): loaded, validated, unverified."""
+
+
+def check_config(cfg: Dict) -> None:
+    """ValueError naming the key unless every config value has its type and range."""
+    for k in _INT_KEYS:
+        v = cfg[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"config {k} must be an int >= 1, got {v!r}")
+    w = cfg["memory_widths"]
+    if not isinstance(w, (list, tuple)) or not 2 <= len(w) <= 5 or any(
+            isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in w):
+        raise ValueError(f"config memory_widths must list 2 to 5 ints >= 1, got {w!r}")
+    if cfg["rule"] not in ("local", "grad"):
+        raise ValueError(f"config rule must be 'local' or 'grad', got {cfg['rule']!r}")
+    if cfg["d_model"] % cfg["nhead"]:
+        raise ValueError(f"config d_model = {cfg['d_model']} must be a multiple of nhead = {cfg['nhead']}")
+
+
+def _digest(obj, h) -> None:
+    """Feed obj to the hash h: dicts (keys sorted), lists / tuples, tensors (dtype, shape, bytes),
+    str, int, float, bool, None; each tagged with its kind and length, so no two differ alike."""
+    if isinstance(obj, Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{list(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=repr):
+            _digest(k, h)
+            _digest(obj[k], h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}".encode())
+        for x in obj:
+            _digest(x, h)
+    elif obj is None or isinstance(obj, (bool, int, float, str)):
+        r = repr(obj)
+        h.update(f"S{type(obj).__name__}{len(r)}:{r}".encode())
+    else:
+        raise ValueError(f"a checkpoint holds tensors, dicts, lists, str and numbers, got a "
+                         f"{type(obj).__name__}")
+
+
+def checkpoint_digest(payload: Dict) -> str:
+    """sha256 (hex) of a checkpoint's content: every entry but 'checksum' (config, weights,
+    vocabulary, memory), tensors by dtype, shape and bytes; independent of the file's layout."""
+    h = hashlib.sha256()
+    _digest({k: v for k, v in payload.items() if k != "checksum"}, h)
+    return h.hexdigest()
 
 
 class MemoryChatbot(nn.Module):
@@ -44,7 +101,8 @@ class MemoryChatbot(nn.Module):
         if unknown:
             raise ValueError(f"unknown chatbot config keys {sorted(unknown)}")
         cfg.update(config or {})
-        cfg["memory_widths"] = tuple(int(w) for w in cfg["memory_widths"])
+        check_config(cfg)
+        cfg["memory_widths"] = tuple(cfg["memory_widths"])
         self.config = cfg
         d = cfg["d_model"]
         with torch.random.fork_rng():  # seeded init; the caller's RNG state is left alone
@@ -141,35 +199,134 @@ class MemoryChatbot(nn.Module):
 
     # --- checkpoints -------------------------------------------------------------------------
     def save(self, path: str, with_memory: bool = True) -> None:
-        """Config, weights, vocabulary and (with_memory) the conversation's memory weights."""
+        """Config, weights, vocabulary, (with_memory) the conversation's memory weights and a
+        sha256 checksum of all of them. Atomic: written to PATH.<pid>.tmp then renamed over
+        PATH; a bad path (a folder, a missing folder, a NUL byte) is a ValueError and on any
+        error nothing is written and no .tmp is left."""
+        path = _save_path(path)
         payload = {"format": CHECKPOINT_FORMAT, "config": dict(self.config),
                    "model": self.state_dict(),
                    "memory": self.memory_state() if with_memory else None}
-        tmp = path + ".tmp"
-        torch.save(payload, tmp)
-        os.replace(tmp, path)  # a crash mid-save leaves the old file whole
+        payload["checksum"] = checkpoint_digest(payload)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # a crash mid-save leaves the old file whole
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
     @classmethod
     def load(cls, path: str, *, impl: str = "fused", remember: bool = True) -> "MemoryChatbot":
-        """A chatbot from `save` (validated: format, config, memory shapes; errors name them)."""
+        """A chatbot from `save`. Everything is checked before a bot is returned: the checksum,
+        the format, the config, every weight's name, dtype and shape, the vocabulary (token
+        table consistent with the embedding rows) and the memory's shapes; any failure is a
+        ValueError (OSError: the file cannot be read) naming the file and what is wrong.
+        A checkpoint without a checksum (saved before checksums) loads, validated, with an
+        UncheckedCheckpointWarning."""
+        payload = _read_checkpoint(path)
+        config = payload.get("config")
+        if not isinstance(config, dict):
+            raise ValueError(f"{path}: config must be a dict, got {type(config).__name__}")
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"{path}: not a MemoryChatbot checkpoint ({type(e).__name__}: {e})") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: not a MemoryChatbot checkpoint (format must be {CHECKPOINT_FORMAT!r})")
-        bot = cls(payload.get("config"), impl=impl, remember=remember)
-        bot.load_state_dict(payload["model"])
+            bot = cls(config, impl=impl, remember=remember)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        _check_model_state(bot, payload.get("model"), path)
+        bot.load_state_dict(payload["model"])  # checked above: a failure here is a bug
         memory = payload.get("memory")
         if memory is not None:
             widths = bot.config["memory_widths"]
             want = [(widths[l + 1], widths[l]) for l in range(len(widths) - 1)]
-            got = [tuple(w.shape[1:]) for w in memory] if isinstance(memory, list) else None
-            if got != want or any(w.shape[0] != 1 for w in memory):
-                raise ValueError(f"{path}: memory must be {len(want)} tensors [1, n_(l+1), n_l] = "
-                                 f"{want}, got {got}")
-            bot.encoder.state = {"W": [w.float() for w in memory]}
+            ok = isinstance(memory, list) and all(isinstance(w, Tensor) for w in memory)
+            got = [tuple(w.shape[1:]) for w in memory] if ok else None
+            if not ok or got != want or any(w.dim() != 3 or w.shape[0] != 1 or w.dtype != torch.float32
+                                            or not bool(torch.isfinite(w).all()) for w in memory):
+                raise ValueError(f"{path}: memory must be {len(want)} finite float32 tensors "
+                                 f"[1, n_(l+1), n_l] = {want}, got {got}")
+            bot.encoder.state = {"W": [w.clone() for w in memory]}
         return bot
+
+
+def _save_path(path) -> str:
+    """path as a str that save() can write: ValueError for a NUL byte, a folder, a missing folder."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"path must be a non-empty str, got {path!r}")
+    if "\x00" in path:
+        raise ValueError(f"path must not hold a NUL byte, got {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder; save needs a file path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{path}: the folder {parent} does not exist")
+    return path
+
+
+def _read_checkpoint(path) -> Dict:
+    """The payload of a checkpoint file, its format and checksum checked (ValueError)."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or "\x00" in path:
+        raise ValueError(f"path must be a str without NUL bytes, got {path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file" if not os.path.exists(path) else f"{path} is not a file")
+    with open(path, "rb") as f:  # OSError: cannot be read (permissions); past here: the content
+        try:
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # the unpickler's and the zip reader's many ways to say "garbage"
+            raise ValueError(f"{path}: not a MemoryChatbot checkpoint (torch.load: {_why(e)})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a MemoryChatbot checkpoint (format must be {CHECKPOINT_FORMAT!r})")
+    checksum = payload.get("checksum")
+    if checksum is None:
+        warnings.warn(f"{path}: no checksum (saved before checksums); loaded unverified",
+                      UncheckedCheckpointWarning, stacklevel=3)
+    elif checksum != checkpoint_digest(payload):
+        raise ValueError(f"{path}: checksum mismatch: the file is corrupt or was changed after saving")
+    return payload
+
+
+def _why(e: Exception) -> str:
+    """A one-line reason of torch.load's exception e."""
+    if isinstance(e, pickle.UnpicklingError):
+        return "not a torch file, or it holds objects other than tensors, dicts, lists and numbers"
+    why = (str(e).strip().splitlines() or [""])[0]
+    why = why if len(why) <= 120 else why[:117] + "..."
+    return f"{type(e).__name__}: {why}" if why else f"{type(e).__name__} (truncated?)"
+
+
+def _check_model_state(bot: "MemoryChatbot", model, path: str) -> None:
+    """ValueError unless `model` fits `bot` (a fresh one of the checkpoint's config): the same
+    keys, each tensor's dtype and shape (the vocabulary's rows: its own size), finite floats,
+    and a vocabulary whose token table matches its embedding rows."""
+    if not isinstance(model, dict):
+        raise ValueError(f"{path}: model must be a state dict, got {type(model).__name__}")
+    ref = bot.state_dict()
+    missing, unexpected = sorted(set(ref) - set(model)), sorted(set(model) - set(ref), key=repr)
+    if missing or unexpected:
+        raise ValueError(f"{path}: model weights do not fit the config: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+    errors = bot.vocab.check_state_dict(model, "vocab.")
+    if errors:
+        raise ValueError(f"{path}: vocabulary: {errors[0]}")
+    for k, want in ref.items():
+        got = model[k]
+        if not isinstance(want, Tensor):
+            continue
+        if not isinstance(got, Tensor):
+            raise ValueError(f"{path}: model[{k!r}] must be a tensor, got {type(got).__name__}")
+        rows = k.startswith("vocab.embedding.")  # checked by check_state_dict
+        if got.dtype != want.dtype or (not rows and got.shape != want.shape):
+            raise ValueError(f"{path}: model[{k!r}] must be {want.dtype} {list(want.shape)}, got "
+                             f"{got.dtype} {list(got.shape)}")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ValueError(f"{path}: model[{k!r}] holds NaN or inf")
 
 
 def default_checkpoint() -> str:

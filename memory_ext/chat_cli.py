@@ -6,7 +6,11 @@ import copy
 import json
 import os
 import sys
+import warnings
 from typing import Dict, Iterable, List, Optional, TextIO
+
+from . import cli_checks as check
+from .cli_checks import UserError
 
 HELP = "commands: /save PATH, /load PATH, /forget, /vocab, /help, /quit"
 PRUNE_MIN_COUNT = 30  # as train_chat's default
@@ -32,6 +36,27 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", type=int, default=100, help="held-out conversations evaluated every epoch (0: none)")
 
 
+def _pairs(data: Optional[str]):
+    """The dialogue pairs of --data (default folder when None); a bad folder or file is a UserError."""
+    from .dialogues import load_chat_dir
+    if data is not None:
+        check.input_dir(data, "--data")
+    try:
+        return load_chat_dir(data or _default_chat_dir())
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # unreadable or malformed pair file
+        raise UserError(f"--data: {e}") from None
+
+
+def check_train_arguments(args: argparse.Namespace) -> None:
+    """Every user error of `memory-ext train-chat` before any training (UserError naming the flag)."""
+    for name in ("conversations", "epochs", "batch_size"):
+        check.at_least(args, name, 1)
+    for name in ("threads", "eval"):
+        check.at_least(args, name, 0)
+    check.above(args, "lr", 0)
+    check.output_file(args.out, "--out")
+
+
 def run_train(args: argparse.Namespace) -> Dict:
     import torch
     from tqdm import tqdm
@@ -39,16 +64,14 @@ def run_train(args: argparse.Namespace) -> Dict:
     from . import distributed
     from .chat import MemoryChatbot
     from .chat_train import eval_recall, plot_losses, train_chat
-    from .dialogues import DialogueGenerator, load_chat_dir
+    from .dialogues import DialogueGenerator
 
-    for name in ("conversations", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_train_arguments(args)
+    pairs = _pairs(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
     ddp = distributed.ChatDDP.from_env()
     rank = 0 if ddp is None else ddp.rank
-    pairs = load_chat_dir(args.data or _default_chat_dir())
     convs = DialogueGenerator(pairs, "train", seed=args.seed).conversations(args.conversations)
     if ddp is not None:
         convs = convs[rank::ddp.world]
@@ -90,17 +113,30 @@ def run_train(args: argparse.Namespace) -> Dict:
 
 
 def _load(path: Optional[str], **kw):
-    from .chat import MemoryChatbot, default_checkpoint
+    """MemoryChatbot.load of --checkpoint (default: the shipped one); a bad file is a UserError."""
+    from .chat import MemoryChatbot, UncheckedCheckpointWarning, default_checkpoint
     path = path or default_checkpoint()
+    check.no_nul(path, "--checkpoint")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no chatbot checkpoint at {path} (train one with `memory-ext train-chat`)")
-    return MemoryChatbot.load(path, **kw)
+        raise UserError(f"--checkpoint: no chatbot checkpoint at {path} (train one with "
+                        f"`memory-ext train-chat`)")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UncheckedCheckpointWarning)
+            bot = MemoryChatbot.load(path, **kw)
+    except (OSError, ValueError) as e:  # load validates everything and says why
+        raise UserError(f"--checkpoint: {e}") from None
+    for w in caught:
+        print(f"memory-ext: warning: {w.message}", file=sys.stderr, flush=True)
+    return bot
 
 
 def chat_session(bot, lines: Iterable[str], out: TextIO, prompt: str = "") -> object:
     """Feed user lines to the bot; slash commands act on it. Returns the (possibly reloaded)
-    bot. Nothing a user types raises: a failing command prints why and the chat goes on."""
-    from .chat import MemoryChatbot
+    bot. Nothing a user types raises: a failing command prints one line `(error: ...)` and the
+    chat goes on with the same bot, conversation and memory (a /load replaces the bot only
+    when the file passed every check; a failed /save writes nothing)."""
+    from .chat import MemoryChatbot, UncheckedCheckpointWarning
     for raw in lines:
         line = raw.rstrip("\n")[:MAX_LINE]
         if prompt:
@@ -124,7 +160,12 @@ def chat_session(bot, lines: Iterable[str], out: TextIO, prompt: str = "") -> ob
             elif cmd == "/load":
                 if not arg.strip():
                     raise ValueError("/load needs a PATH")
-                bot = MemoryChatbot.load(arg.strip(), impl=bot.encoder.memory.impl, remember=bot.remember)
+                with warnings.catch_warnings(record=True) as caught:  # one line each, as (warning: ...)
+                    warnings.simplefilter("always", UncheckedCheckpointWarning)
+                    new = MemoryChatbot.load(arg.strip(), impl=bot.encoder.memory.impl, remember=bot.remember)
+                for w in caught:
+                    out.write(f"(warning: {w.message})\n")
+                bot = new  # only a checkpoint that passed every check replaces the live bot
                 out.write(f"(loaded {arg.strip()})\n")
             elif cmd.startswith("/"):
                 out.write(f"(unknown command {cmd}; {HELP})\n")
@@ -139,8 +180,10 @@ def chat_session(bot, lines: Iterable[str], out: TextIO, prompt: str = "") -> ob
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    if args.script is not None:
+        check.input_file(args.script, "--script")
     bot = _load(args.checkpoint, impl=args.impl, remember=not args.no_memory)
-    if args.script:
+    if args.script is not None:
         with open(args.script, encoding="utf-8", errors="replace") as f:
             chat_session(bot, f.readlines(), sys.stdout, prompt="> ")
         return 0
@@ -150,7 +193,8 @@ def run_chat(args: argparse.Namespace) -> int:
         while True:
             try:
                 yield input("> ")
-            except EOFError:
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at the prompt: leave quietly
+                print(flush=True)
                 return
     chat_session(bot, typed(), sys.stdout)
     return 0
@@ -160,9 +204,14 @@ def run_eval(args: argparse.Namespace) -> Dict:
     import time
 
     from .chat_train import eval_recall
-    from .dialogues import DialogueGenerator, load_chat_dir
+    from .dialogues import DialogueGenerator
 
-    pairs = load_chat_dir(args.data or _default_chat_dir())
+    check.at_least(args, "conversations", 1)
+    check.at_least(args, "prune_min_count", 0)
+    if args.json is not None:
+        check.output_file(args.json, "--json")
+    pairs = _pairs(args.data)
+    _load(args.checkpoint)  # a bad checkpoint is refused before the data is generated
     convs = DialogueGenerator(pairs, "heldout", distractors=(1, 3),
                               seed=args.seed).conversations(args.conversations)
     rows = {}

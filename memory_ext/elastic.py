@@ -307,31 +307,48 @@ class ElasticEmbedding(nn.Module):
         for name in list(self._params()) + ["live", "counts"]:  # only the rows in use
             destination[prefix + name] = destination[prefix + name][: self.size]
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def check_state(self, state_dict, prefix: str = "") -> List[str]:
+        """Why `state_dict` (keys under `prefix`) cannot be loaded into this module; [] if it can.
+        Checks the format, the rows ([size, D] weights, [size] bias, bool live, int64 counts
+        >= 0) and that the floats are finite. Nothing changes."""
         extra = state_dict.get(prefix + "_extra_state")
         if not isinstance(extra, dict) or extra.get("format") != _FORMAT:
-            error_msgs.append(f"{prefix}_extra_state: not an ElasticEmbedding checkpoint")
-            return
+            return [f"{prefix}_extra_state: not an ElasticEmbedding checkpoint"]
         size = extra.get("size")
-        names = list(self._params()) + ["live", "counts"]
-        for name in names:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return [f"{prefix}_extra_state: size must be an int >= 0, got {size!r}"]
+        if not isinstance(extra.get("grow_calls", 0), int):
+            return [f"{prefix}_extra_state: grow_calls must be an int, got {extra['grow_calls']!r}"]
+        for name in list(self._params()) + ["live", "counts"]:
             t = state_dict.get(prefix + name)
-            if not isinstance(t, Tensor) or t.shape[0] != size:
-                error_msgs.append(f"{prefix}{name}: expected {size} rows, got "
-                                  f"{None if not isinstance(t, Tensor) else list(t.shape)}")
-                return
+            if not isinstance(t, Tensor) or t.dim() < 1 or t.shape[0] != size:
+                return [f"{prefix}{name}: expected {size} rows, got "
+                        f"{None if not isinstance(t, Tensor) else list(t.shape)}"]
         D = self.embedding_dim
         for name in self._params():
             t = state_dict[prefix + name]
             want = (size,) if name == "out_bias" else (size, D)
             if tuple(t.shape) != want:
-                error_msgs.append(f"{prefix}{name}: expected shape {list(want)}, got {list(t.shape)}")
-                return
+                return [f"{prefix}{name}: expected shape {list(want)}, got {list(t.shape)}"]
+            if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+                return [f"{prefix}{name}: expected finite floats, got {t.dtype}"
+                        + (" with NaN or inf" if t.is_floating_point() else "")]
         live, counts = state_dict[prefix + "live"], state_dict[prefix + "counts"]
-        if live.dtype != torch.bool or counts.dtype != torch.int64 or bool((counts < 0).any()):
-            error_msgs.append(f"{prefix}live/counts: expected bool live and int64 counts >= 0")
+        if live.dtype != torch.bool or live.dim() != 1 or counts.dtype != torch.int64 or \
+                counts.dim() != 1 or bool((counts < 0).any()):
+            return [f"{prefix}live/counts: expected bool live and int64 counts >= 0"]
+        return []
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        errors = self.check_state(state_dict, prefix)
+        if errors:
+            error_msgs.extend(errors)
             return
+        extra = state_dict[prefix + "_extra_state"]
+        size = extra["size"]
+        names = list(self._params()) + ["live", "counts"]
+        live, counts = state_dict[prefix + "live"], state_dict[prefix + "counts"]
         for k in state_dict:
             if k.startswith(prefix) and k[len(prefix):] not in names + ["_extra_state"]:
                 unexpected_keys.append(k)

@@ -13,6 +13,7 @@ from .elastic import ElasticEmbedding
 
 SPECIALS = ("<PAD>", "<SOS>", "<EOS>", "<UNK>")
 PAD, SOS, EOS, UNK = range(4)
+_FORMAT = "memory_ext.ElasticVocab/1"
 _APOSTROPHES = re.compile(r"['\u2019\u2018`]")
 _TOKENS = re.compile(r"\w+|[^\w\s]")
 
@@ -160,16 +161,73 @@ class ElasticVocab(nn.Module):
 
     # --- checkpoints ------------------------------------------------------------------------
     def get_extra_state(self):
-        return {"format": "memory_ext.ElasticVocab/1", "table": self.table.state_dict(),
+        return {"format": _FORMAT, "table": self.table.state_dict(),
                 "pending": list(self._pending), "counts_at_sync": self._counts_at_sync}
 
-    def set_extra_state(self, state) -> None:
-        if not isinstance(state, dict) or state.get("format") != "memory_ext.ElasticVocab/1":
+    @staticmethod
+    def _table_of(state) -> TokenTable:
+        """The TokenTable of an extra state (validated: ValueError naming what is wrong)."""
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError("not an ElasticVocab checkpoint")
+        sd = state.get("table")
+        if not isinstance(sd, dict) or not isinstance(sd.get("format"), str) or \
+                isinstance(sd.get("clock"), bool) or not isinstance(sd.get("clock"), int):
+            raise ValueError("ElasticVocab checkpoint: table must be a TokenTable state_dict")
         table = TokenTable()
-        table.load_state_dict(state["table"])  # validated; raises before anything changes
-        if table.decode(list(range(len(SPECIALS)))) != list(SPECIALS):
+        try:
+            table.load_state_dict(sd)  # validated; raises before anything changes
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"ElasticVocab checkpoint: {e}") from None
+        if len(table) < len(SPECIALS) or table.decode(list(range(len(SPECIALS)))) != list(SPECIALS):
             raise ValueError("ElasticVocab checkpoint: ids 0..3 must be the special tokens")
+        pending, at_sync = state.get("pending", []), state.get("counts_at_sync")
+        if not isinstance(pending, list) or not all(isinstance(t, str) for t in pending):
+            raise ValueError("ElasticVocab checkpoint: pending must be a list of str")
+        if at_sync is not None and not (isinstance(at_sync, Tensor) and at_sync.dtype == torch.int64
+                                        and at_sync.dim() == 1):
+            raise ValueError("ElasticVocab checkpoint: counts_at_sync must be a 1-D int64 tensor")
+        return table
+
+    def check_state_dict(self, state_dict, prefix: str = "") -> List[str]:
+        """Why `state_dict` (keys under `prefix`) cannot be loaded into this vocabulary; [] if it
+        can: the token table, the embedding rows, and their agreement (every live id has a live
+        row and every live row a token). Nothing changes."""
+        try:
+            table = self._table_of(state_dict.get(prefix + "_extra_state"))
+        except ValueError as e:
+            return [f"{prefix}_extra_state: {e}"]
+        errors = self.embedding.check_state(state_dict, prefix + "embedding.")
+        if errors:
+            return errors
+        tokens = table.live_mask()
+        rows = state_dict[prefix + "embedding.live"].cpu()
+        n = max(tokens.shape[0], rows.shape[0])
+        pad = lambda m: torch.cat([m, m.new_zeros(n - m.shape[0])])  # noqa: E731
+        differ = (pad(tokens) != pad(rows)).nonzero().flatten()
+        if differ.numel():
+            i = int(differ[0])
+            if i < tokens.shape[0] and bool(tokens[i]):
+                return [f"{prefix}_extra_state: token {table.decode([i])[0]!r} has id {i} but "
+                        f"embedding row {i} is " + ("dead" if i < rows.shape[0] else "missing")]
+            return [f"{prefix}embedding.live: row {i} is live but no token has id {i}"]
+        return []
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module.load_state_dict, validated first (check_state_dict, and with strict the
+        keys): on error a RuntimeError and nothing changes, neither the table nor the rows."""
+        errors = self.check_state_dict(state_dict)
+        if strict:
+            own = set(self.state_dict())
+            missing, unexpected = sorted(own - set(state_dict)), sorted(set(state_dict) - own)
+            if missing or unexpected:
+                errors += [f"missing keys {missing}, unexpected keys {unexpected}"]
+        if errors:
+            raise RuntimeError("Error(s) in loading state_dict for ElasticVocab:\n\t" + "\n\t".join(errors))
+        return super().load_state_dict(state_dict, strict, assign)
+
+    def set_extra_state(self, state) -> None:
+        table = self._table_of(state)
         self.table = table
         self._pending = list(state.get("pending", []))
-        self._counts_at_sync = state.get("counts_at_sync", table.counts())
+        at_sync = state.get("counts_at_sync")
+        self._counts_at_sync = table.counts() if at_sync is None else at_sync

@@ -110,10 +110,10 @@ def test_cli_babi_writes_json_and_png(model, tmp_path):
     assert (tmp_path / f"{model}_errors.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_cli_babi_refuses_a_negative_weight_decay(tmp_path):
-    with pytest.raises(ValueError, match="--weight-decay must be >= 0, got -0.1"):
-        main(["babi", "--model", "mnm", "--tasks", "1", "--data", DATA, "--weight-decay", "-0.1",
-              "--out", str(tmp_path)])
+def test_cli_babi_refuses_a_negative_weight_decay(tmp_path, capsys):
+    assert main(["babi", "--model", "mnm", "--tasks", "1", "--data", DATA, "--weight-decay", "-0.1",
+                 "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "memory-ext babi: error: --weight-decay must be >= 0, got -0.1\n"
     assert not any(tmp_path.iterdir())  # nothing written
 
 

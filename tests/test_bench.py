@@ -52,10 +52,18 @@ def test_controller_case_rows_and_same_loss():
         assert abs(float(losses[n]) - float(losses["fused"])) < 1e-5, n
 
 
-def test_cli_rejects_cuda_without_gpu(monkeypatch):
+def test_cli_rejects_cuda_without_gpu(monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(SystemExit, match="no CUDA device"):
-        main(["bench", "--device", "cuda"])
+    assert main(["bench", "--device", "cuda"]) == 2
+    assert capsys.readouterr().err == ("memory-ext bench: error: --device cuda but torch sees no "
+                                       "CUDA device\n")
+
+
+def test_cli_op_names_are_the_cases_op_names():
+    from memory_ext.bench.cases import CUDA_CASES, FULL_CASES, QUICK_CASES
+    from memory_ext.cli import BENCH_OPS
+    names = {c.op_name for c in QUICK_CASES + FULL_CASES + CUDA_CASES} | {"vocab"}
+    assert names == set(BENCH_OPS)
 
 
 def test_sweep_writes_json_and_plots(tmp_path, monkeypatch):

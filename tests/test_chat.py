@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from memory_ext.chat import MemoryChatbot, default_checkpoint, normalize
+from memory_ext.chat import (MemoryChatbot, UncheckedCheckpointWarning, checkpoint_digest,
+                             default_checkpoint, normalize)
 from memory_ext.chat_cli import MAX_LINE, chat_session
 from memory_ext.chat_train import encode_batch, conversation_loss, eval_recall
 from memory_ext.cli import main
@@ -84,6 +85,7 @@ def test_bad_checkpoints_are_refused_with_a_reason(tmp_path):
     bot.save(str(tmp_path / "ok.pt"))
     payload = torch.load(tmp_path / "ok.pt", weights_only=True)
     payload["memory"] = [torch.zeros(1, 3, 3)]
+    payload["checksum"] = checkpoint_digest(payload)  # a well-formed file with the wrong content
     torch.save(payload, tmp_path / "badmem.pt")
     with pytest.raises(ValueError, match="memory must be"):
         MemoryChatbot.load(str(tmp_path / "badmem.pt"))
@@ -149,3 +151,122 @@ def test_shipped_checkpoint_eval_recall_small():
     bot.remember = False
     without = eval_recall(bot, held)["accuracy"]
     assert with_memory > without + 0.3
+
+
+def _bad_checkpoints(tmp_path, bot):
+    """Files /load must refuse: unreadable, not a checkpoint, or a well-formed one of the wrong
+    content (a checksum that matches: only validation can refuse them)."""
+    ok = str(tmp_path / "ok.pt")
+    bot.save(ok)
+    raw = open(ok, "rb").read()
+    payload = torch.load(ok, weights_only=True)
+
+    def stamped(p, name):
+        p = dict(p)
+        p["checksum"] = checkpoint_digest(p)
+        torch.save(p, tmp_path / name)
+        return str(tmp_path / name)
+
+    (tmp_path / "truncated.pt").write_bytes(raw[: len(raw) // 3])
+    (tmp_path / "text.pt").write_text("hello")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    (tmp_path / "folder").mkdir()
+    flipped = bytearray(raw)
+    at = flipped.find(bot.pos.weight.detach().numpy().tobytes()[:64])
+    flipped[at + 9] ^= 0x01
+    (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    model = dict(payload["model"])
+    model["decoder.layers.0.linear1.weight"] = model["decoder.layers.0.linear1.weight"][:5]
+    live = model["vocab.embedding.live"].clone()
+    live[6] = False
+    dead = dict(payload["model"], **{"vocab.embedding.live": live})
+    return [str(tmp_path / n) for n in ("missing.pt", "truncated.pt", "text.pt", "list.pt", "folder",
+                                        "flipped.pt")] + [
+        stamped({k: v for k, v in payload.items() if k != "model"}, "nomodel.pt"),
+        stamped({**payload, "model": model}, "shapes.pt"),
+        stamped({**payload, "config": {**TINY, "d_model": 24, "memory_widths": (24, 24, 24)}}, "d24.pt"),
+        stamped({**payload, "model": dead}, "deadrow.pt"),
+        stamped({**payload, "config": "tiny"}, "config.pt"),
+    ]
+
+
+def test_bad_load_keeps_the_session_conversation_and_memory(tmp_path):
+    torch.manual_seed(0)
+    bot = MemoryChatbot(TINY)
+    _talk(bot, ["my name is qaloxi", "i live in rateville"])
+    twin = MemoryChatbot.load(_saved(bot, tmp_path / "twin.pt"))
+    memory, table = bot.memory_state(), bot.vocab.table.checksum()
+    bad = _bad_checkpoints(tmp_path, bot)
+    out = io.StringIO()
+    back = chat_session(bot, [f"/load {p}" for p in bad], out)
+    lines = out.getvalue().splitlines()
+    assert back is bot and len(lines) == len(bad)
+    for p, line in zip(bad, lines):
+        assert line.startswith("(error: ") and p in line, line
+    assert "checksum mismatch" in lines[5] and "vocabulary" in lines[9]
+    assert all(torch.equal(a, b) for a, b in zip(bot.memory_state(), memory))
+    assert bot.vocab.table.checksum() == table
+    assert _talk(bot, ["what is my name ?"]) == _talk(twin, ["what is my name ?"])
+
+
+def _saved(bot, path):
+    bot.save(str(path))
+    return str(path)
+
+
+def test_bad_save_prints_one_line_and_writes_nothing(tmp_path):
+    bot = MemoryChatbot(TINY)
+    (tmp_path / "dir").mkdir()
+    targets = [tmp_path / "missing" / "x.pt", str(tmp_path / "a") + "\x00b.pt", tmp_path / "dir"]
+    out = _talk(bot, [f"/save {p}" for p in targets])
+    assert len(out) == 3 and all(line.startswith("(error: ") for line in out), out
+    assert sorted(os.listdir(tmp_path)) == ["dir"] and os.listdir(tmp_path / "dir") == []
+    out = _talk(bot, [f"/save {tmp_path / 'ok.pt'}", f"/load {tmp_path / 'ok.pt'}"])
+    assert out == [f"(saved to {tmp_path / 'ok.pt'})", f"(loaded {tmp_path / 'ok.pt'})"]
+    assert sorted(os.listdir(tmp_path)) == ["dir", "ok.pt"]
+
+
+def test_save_is_atomic_and_a_failed_save_leaves_the_old_file(tmp_path, monkeypatch):
+    bot = MemoryChatbot(TINY)
+    path = _saved(bot, tmp_path / "bot.pt")
+    before = open(path, "rb").read()
+
+    def disk_full(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", disk_full)
+    bot.respond("hello")
+    with pytest.raises(OSError, match="No space"):
+        bot.save(path)
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["bot.pt"]
+
+
+def test_checkpoints_carry_a_checksum_and_old_ones_load_with_a_warning(tmp_path, recwarn):
+    bot = MemoryChatbot(TINY)
+    path = _saved(bot, tmp_path / "bot.pt")
+    payload = torch.load(path, weights_only=True)
+    assert payload["checksum"] == checkpoint_digest(payload) and len(payload["checksum"]) == 64
+    MemoryChatbot.load(path)
+    assert not recwarn.list
+    del payload["checksum"]
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.warns(UncheckedCheckpointWarning, match="no checksum"):
+        old = MemoryChatbot.load(str(tmp_path / "old.pt"))
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), bot.state_dict().values())
+               if isinstance(a, torch.Tensor))
+
+
+@pytest.mark.skipif(not os.path.exists(default_checkpoint()), reason="no shipped checkpoint")
+def test_shipped_checkpoint_carries_a_valid_checksum():
+    payload = torch.load(default_checkpoint(), weights_only=True)
+    assert payload["checksum"] == checkpoint_digest(payload)
+
+
+def test_load_of_an_old_checkpoint_warns_in_one_line(tmp_path):
+    bot = MemoryChatbot(TINY)
+    payload = torch.load(_saved(bot, tmp_path / "new.pt"), weights_only=True)
+    del payload["checksum"]
+    torch.save(payload, tmp_path / "old.pt")
+    out = _talk(bot, [f"/load {tmp_path / 'old.pt'}"])
+    assert len(out) == 2 and out[0].startswith("(warning: ") and "no checksum" in out[0]
+    assert out[1] == f"(loaded {tmp_path / 'old.pt'})"

@@ -182,3 +182,62 @@ def test_gather_rows_op():
         torch.ops.memory_ext.gather_rows([a], torch.tensor([6]), 2)
     with pytest.raises(RuntimeError, match=r"tensors\[1\] must have the same number of rows"):
         torch.ops.memory_ext.gather_rows([a, torch.zeros(5)], idx, 3)
+
+
+def _snapshot(v):
+    return v.table.checksum(), len(v), {k: t.clone() for k, t in v.state_dict().items()
+                                        if isinstance(t, torch.Tensor)}
+
+
+def _assert_unchanged(v, snap):
+    checksum, n, tensors = snap
+    assert v.table.checksum() == checksum and len(v) == n
+    after = v.state_dict()
+    for k, t in tensors.items():
+        assert torch.equal(after[k], t), k
+
+
+def test_load_state_dict_refuses_a_live_token_whose_row_is_dead_and_changes_nothing():
+    src = _vocab_with_counts()
+    dst = ElasticVocab(6, capacity=8, bias=True, tied=False)
+    dst.encode("something else entirely")
+    snap = _snapshot(dst)
+    sd = dict(src.state_dict())
+    live = sd["embedding.live"].clone()
+    live[5] = False
+    sd["embedding.live"] = live
+    with pytest.raises(RuntimeError, match="'word1' has id 5 but embedding row 5 is dead"):
+        dst.load_state_dict(sd)
+    _assert_unchanged(dst, snap)
+    sd = dict(src.state_dict())
+    for k in ("embedding.weight", "embedding.out_weight", "embedding.out_bias", "embedding.live",
+              "embedding.counts"):  # one row more than the table has tokens
+        sd[k] = torch.cat([sd[k], sd[k][-1:]])
+    sd["embedding._extra_state"] = {**sd["embedding._extra_state"], "size": src.embedding.size + 1}
+    with pytest.raises(RuntimeError, match=f"row {src.embedding.size} is live but no token has id"):
+        dst.load_state_dict(sd)
+    _assert_unchanged(dst, snap)
+
+
+def test_load_state_dict_failing_on_the_embedding_keeps_the_token_table():
+    src = _vocab_with_counts()
+    dst = ElasticVocab(6, capacity=8, bias=True, tied=False)
+    dst.encode("other words here")
+    snap = _snapshot(dst)
+    sd = dict(src.state_dict())
+    sd["embedding.weight"] = sd["embedding.weight"][:, :3]  # the table is fine, the rows are not
+    with pytest.raises(RuntimeError, match="expected shape"):
+        dst.load_state_dict(sd)
+    _assert_unchanged(dst, snap)
+    sd = dict(src.state_dict())
+    sd["embedding.weight"] = sd["embedding.weight"].clone()
+    sd["embedding.weight"][4, 0] = float("nan")
+    with pytest.raises(RuntimeError, match="NaN or inf"):
+        dst.load_state_dict(sd)
+    sd = dict(src.state_dict())
+    sd["_extra_state"] = {**sd["_extra_state"], "table": {**sd["_extra_state"]["table"], "clock": "x"}}
+    with pytest.raises(RuntimeError, match="table must be a TokenTable state_dict"):
+        dst.load_state_dict(sd)
+    _assert_unchanged(dst, snap)
+    dst.load_state_dict(src.state_dict())  # a good one still loads
+    assert dst.table.checksum() == src.table.checksum()
