@@ -8,6 +8,8 @@ Environment:
   TORCH_CUDA_ARCH_LIST    CUDA architectures, e.g. "8.0;9.0" (default "8.0;9.0")
   MAX_JOBS                parallel compile jobs (default: CPU count)
   MEMORY_EXT_PTXAS_VERBOSE=1  print ptxas -v (registers, stack, spills, shared memory per kernel)
+  MEMORY_EXT_SANITIZE=address,undefined  build the CPU kernels under these sanitizers (one ISA
+                          variant; run with libasan preloaded, see .ci/asan_stage.sh)
 """
 import os
 import subprocess
@@ -58,6 +60,7 @@ class CMakeBuild(build_ext):
             f"-DMEMORY_EXT_CUDA_COMPILE_ONLY={on(cfg['compile_only'])}",
             f"-DMEMORY_EXT_CUDA_ARCHS={';'.join(cfg['archs'])}",
             f"-DMEMORY_EXT_PTXAS_VERBOSE={on(os.environ.get('MEMORY_EXT_PTXAS_VERBOSE') == '1')}",
+            f"-DMEMORY_EXT_SANITIZE={os.environ.get('MEMORY_EXT_SANITIZE', '')}",
         ]
         if cfg["nvcc"] and cfg["with_cuda"]:
             args.append(f"-DCMAKE_CUDA_COMPILER={cfg['nvcc']}")
