@@ -1,0 +1,141 @@
+"""Bad and extreme inputs to the raw ops (torch.ops.memory_ext.*) and the TokenTable binding
+(issue 15): each gets a clear error before anything is written, or the right result; never a
+crash, a hang or a heap overflow. Probes that crashed or hung before the fixes run in a
+subprocess, so a crash is a test failure rather than the end of the test run."""
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import memory_ext
+
+ops = torch.ops.memory_ext
+EMPTY = -(2 ** 63)
+
+
+def run_isolated(code: str, timeout: float = 120) -> str:
+    """Runs `code` (after `import torch, memory_ext`) in a fresh interpreter; fails the test on
+    a crash, a hang (timeout) or an exception, returns stdout."""
+    src = "import torch, memory_ext\nops = torch.ops.memory_ext\n" + textwrap.dedent(code)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    try:
+        r = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True,
+                           timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"probe hung (> {timeout} s)")
+    assert r.returncode == 0, f"probe exited with {r.returncode}:\n{r.stdout}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# mlp_memory_scan / delta_rule: checkpoint_every beyond T (was cast to int: heap overflow,
+# SIGFPE, or a backward scratch sized by C rather than min(C, T))
+
+def _scan_inputs(T=3, B=2, H=2, d=4):
+    g = torch.Generator().manual_seed(0)
+    W = [(torch.randn(B, d, d, generator=g) * 0.1).requires_grad_() for _ in range(2)]
+    kw = torch.randn(B, T, H, d, generator=g, requires_grad=True)
+    kr = torch.randn(B, T, H, d, generator=g)
+    v = torch.randn(B, T, H, d, generator=g)
+    return W, kw, v, torch.full((B, T), 0.5), kr
+
+
+@pytest.mark.parametrize("C", [2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 10 ** 9, 2 ** 63 - 1])
+def test_scan_checkpoint_every_beyond_T_equals_T(C):
+    out = run_isolated(f"""
+        import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_bad_input_raw_ops import _scan_inputs
+        W, kw, v, beta, kr = _scan_inputs()
+        ref = ops.mlp_memory_scan(W, kw, [v], beta, kr, None, None, "grad", "tanh", 3)
+        got = ops.mlp_memory_scan(W, kw, [v], beta, kr, None, None, "grad", "tanh", {C})
+        assert torch.equal(ref[0], got[0]) and torch.equal(ref[2], got[2])
+        assert [c.shape for c in got[3]] == [c.shape for c in ref[3]], [c.shape for c in got[3]]
+        grads = []
+        for c in (3, {C}):
+            reads, wT, _ = memory_ext.mlp_memory_scan(W, kw, v, beta, kr, rule="grad",
+                                                      checkpoint_every=c)
+            grads.append(torch.autograd.grad((reads.sum() + sum(w.sum() for w in wT)),
+                                             W + [kw]))
+        assert all(torch.allclose(a, b) for a, b in zip(*grads))
+        # the raw backward too, with the forward's checkpoints
+        gr = torch.randn_like(ref[0])
+        b1 = ops._mlp_memory_scan_bwd(ref[3], kw, [v], beta, kr, None, None, gr, [], None,
+                                      "grad", "tanh", 3)
+        b2 = ops._mlp_memory_scan_bwd(got[3], kw, [v], beta, kr, None, None, gr, [], None,
+                                      "grad", "tanh", {C})
+        assert all(torch.allclose(a, b) for a, b in zip(b1[0], b2[0]))
+        assert torch.allclose(b1[1], b2[1])
+        # T = 0: no checkpoint at all
+        W0, kw0, v0, beta0, kr0 = _scan_inputs(T=0)
+        r0 = ops.mlp_memory_scan(W0, kw0, [v0], beta0, kr0, None, None, "grad", "tanh", {C})
+        assert r0[3][0].shape[1] == 0
+        print("OK")
+    """)
+    assert "OK" in out
+
+
+def test_delta_rule_recurrent_checkpoint_every_huge():
+    out = run_isolated("""
+        g = torch.Generator().manual_seed(0)
+        q, k, v = (torch.randn(1, 3, 2, 4, generator=g, requires_grad=True) for _ in range(3))
+        beta = torch.rand(1, 3, 2, generator=g)
+        res = []
+        for c in (16, 2 ** 31 - 1, 2 ** 32):
+            o, _ = memory_ext.delta_rule(q, k, v, beta, mode="recurrent", checkpoint_every=c)
+            res.append((o, torch.autograd.grad(o.sum(), (q, k, v))))
+        for o, gr in res[1:]:
+            assert torch.allclose(o, res[0][0])
+            assert all(torch.allclose(a, b) for a, b in zip(gr, res[0][1]))
+        print("OK")
+    """)
+    assert "OK" in out
+
+
+# --------------------------------------------------------------------------------------------
+# sizes past the int32 limit (expanded, stride-0 tensors: no memory), narrowed to int before
+
+_CAP_MEMORY = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))  # a missed check fails, not swaps
+"""
+
+
+def _expect_error(expr: str, match: str) -> None:
+    out = run_isolated(_CAP_MEMORY + textwrap.dedent(f"""
+        import re
+        try:
+            {expr}
+            raise SystemExit("no error")
+        except RuntimeError as e:
+            assert re.search({match!r}, str(e)), str(e)[:500]
+        print("OK")
+    """))
+    assert "OK" in out
+
+
+BIG = 2 ** 32 + 1  # narrowed to int: 1
+
+
+def test_mlp_memory_scan_T_past_int32():
+    x = f"torch.ones(1, 1, 1, 2).expand(1, {BIG}, 1, 2)"
+    _expect_error(f"ops.mlp_memory_scan([torch.zeros(1, 2, 2)], {x}, [{x}], "
+                  f"torch.ones(1, 1).expand(1, {BIG}), {x}, None, None, 'grad', 'tanh', 16)",
+                  r"write_keys: T = 4294967297")
+
+
+def test_mlp_memory_read_heads_past_int32():
+    _expect_error(f"ops.mlp_memory_read([torch.zeros(1, 2, 2)], "
+                  f"torch.ones(1, 1, 2).expand(1, {BIG}, 2), 'tanh')", r"keys: H = 4294967297")
+
+
+def test_mlp_memory_weights_past_int32_in_total():
+    # two layers of 1.6e9 elements each: each fits an int, their sum does not
+    n = 40000
+    _expect_error(f"ops.mlp_memory_read([torch.zeros(1, 1, 1).expand(1, {n}, {n}), "
+                  f"torch.zeros(1, 1, 1).expand(1, {n}, {n})], torch.ones(1, 1, {n}), 'tanh')",
+                  r"all layers' weights with 32-bit ints")
