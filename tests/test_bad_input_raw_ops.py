@@ -97,6 +97,82 @@ def test_delta_rule_recurrent_checkpoint_every_huge():
 
 
 # --------------------------------------------------------------------------------------------
+# TokenTable: sequences whose items are fresh str objects (numpy string arrays, computed
+# sequences) were read through views into freed strings
+
+_TOKENS_SRC = """
+import numpy as np
+from collections.abc import Sequence
+
+class Fresh(Sequence):  # every item a new str object, dropped right after it is read
+    def __init__(self, toks): self.toks = list(toks)
+    def __len__(self): return len(self.toks)
+    def __getitem__(self, i):
+        if isinstance(i, slice): return Fresh(self.toks[i])
+        return "".join(list(self.toks[i]))
+
+toks = ["token-%05d-" % i + "x" * (i % 40) for i in range(300)]
+"""
+
+
+def test_token_table_add_lookup_fresh_str_sequences():
+    out = run_isolated(_TOKENS_SRC + textwrap.dedent("""
+        for make in (Fresh, lambda t: np.array(t), tuple):
+            t = memory_ext.TokenTable()
+            ids = t.add(make(toks)).tolist()
+            assert ids == list(range(300)), ids[:10]
+            assert t.decode(torch.arange(300)) == toks
+            assert t.lookup(make(toks), -1).tolist() == ids
+            assert t.lookup(make(["nope"] + toks[:2]), -1).tolist() == [-1, 0, 1]
+            assert t.remove(make(toks[:2])).tolist() == [0, 1]
+        print("OK")
+    """))
+    assert "OK" in out
+
+
+def test_token_table_prune_protects_fresh_str_sequences():
+    out = run_isolated(_TOKENS_SRC + textwrap.dedent("""
+        for make in (Fresh, lambda t: np.array(t)):
+            t = memory_ext.TokenTable()
+            t.add(toks)
+            freed = t.prune(5, make(toks[:150]), 0).tolist()
+            assert freed == list(range(150, 300)), freed[:5]
+            assert t.decode(torch.arange(150)) == toks[:150]
+        print("OK")
+    """))
+    assert "OK" in out
+
+
+def test_token_table_load_state_dict_fresh_str_sequences():
+    out = run_isolated(_TOKENS_SRC + textwrap.dedent("""
+        t = memory_ext.TokenTable()
+        t.add(toks)
+        for make in (Fresh, lambda t: np.array(t)):
+            sd = t.state_dict()
+            sd["tokens"] = make(sd["tokens"])
+            u = memory_ext.TokenTable()
+            u.load_state_dict(sd)
+            assert u.checksum() == t.checksum()
+            assert u.lookup(toks, -1).tolist() == list(range(300))
+        print("OK")
+    """))
+    assert "OK" in out
+
+
+def test_token_table_load_garbled_live_byte_is_an_error():
+    t = memory_ext.TokenTable()
+    t.add(["a", "b"])
+    sd = t.state_dict()
+    sd["live"] = torch.tensor([1, 2], dtype=torch.uint8).view(torch.bool)  # byte 2: not a bool
+    u = memory_ext.TokenTable()
+    with pytest.raises(ValueError, match="live must be 0 or 1"):
+        u.load_state_dict(sd)
+    assert len(u) == 0
+    blob = pickle.dumps(t)
+    assert pickle.loads(blob).checksum() == t.checksum()
+
+
+# --------------------------------------------------------------------------------------------
 # sizes past the int32 limit (expanded, stride-0 tensors: no memory), narrowed to int before
 
 _CAP_MEMORY = """
