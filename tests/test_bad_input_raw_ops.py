@@ -173,6 +173,101 @@ def test_token_table_load_garbled_live_byte_is_an_error():
 
 
 # --------------------------------------------------------------------------------------------
+# hash table raw ops
+
+def _table(cap):
+    return torch.full((cap, 3), EMPTY, dtype=torch.int64), torch.zeros(3, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("op", ["hash_lookup_or_insert_", "hash_erase_"])
+@pytest.mark.parametrize("meta_kind", ["expanded", "strided"])
+def test_hash_meta_must_be_contiguous(op, meta_kind):
+    out = run_isolated(f"""
+        slots = torch.full((1024, 3), -(2 ** 63), dtype=torch.int64)
+        if {meta_kind!r} == "expanded":
+            meta = torch.zeros(1, dtype=torch.int64).expand(3)
+        else:
+            meta = torch.zeros(6, dtype=torch.int64)[::2]
+        before = slots.clone()
+        try:
+            getattr(ops, {op!r})(slots, meta, torch.arange(100))
+        except RuntimeError as e:
+            assert "meta must be contiguous" in str(e), e
+            assert torch.equal(slots, before)
+            print("OK")
+    """)
+    assert "OK" in out
+
+
+def test_hash_insert_into_full_table_is_an_error():
+    out = run_isolated("""
+        slots = torch.full((4, 3), -(2 ** 63), dtype=torch.int64)
+        meta = torch.zeros(3, dtype=torch.int64)
+        assert ops.hash_lookup_or_insert_(slots, meta, torch.tensor([1, 2, 3, 4])).tolist() == [0, 1, 2, 3]
+        # every key present: fine in a full table
+        assert ops.hash_lookup_or_insert_(slots, meta, torch.tensor([4, 1])).tolist() == [3, 0]
+        s0, m0 = slots.clone(), meta.clone()
+        try:
+            ops.hash_lookup_or_insert_(slots, meta, torch.tensor([1, 5]))
+            raise SystemExit("no error")
+        except RuntimeError as e:
+            assert "full" in str(e), e
+        assert torch.equal(slots, s0) and torch.equal(meta, m0)
+        # a meta that under-counts the used slots: still an error, no hang
+        meta.zero_()
+        try:
+            ops.hash_lookup_or_insert_(slots, meta, torch.tensor([9]))
+            raise SystemExit("no error")
+        except RuntimeError as e:
+            assert "full" in str(e), e
+        # half full, more keys than free slots but most of them present: fine
+        slots = torch.full((4, 3), -(2 ** 63), dtype=torch.int64)
+        meta = torch.zeros(3, dtype=torch.int64)
+        ops.hash_lookup_or_insert_(slots, meta, torch.tensor([1, 2, 3]))
+        assert ops.hash_lookup_or_insert_(slots, meta, torch.tensor([1, 2, 3, 7, 7, 1])).tolist() == [0, 1, 2, 3, 3, 0]
+        print("OK")
+    """, timeout=60)
+    assert "OK" in out
+
+
+def test_hash_rebuild_into_non_empty_table_is_an_error():
+    out = run_isolated("""
+        slots = torch.full((4, 3), -(2 ** 63), dtype=torch.int64)
+        meta = torch.zeros(3, dtype=torch.int64)
+        ops.hash_lookup_or_insert_(slots, meta, torch.tensor([1, 2, 3, 4]))
+        s0 = slots.clone()
+        try:
+            ops._hash_rebuild_(slots, torch.tensor([[7, 0, 1]]))
+            raise SystemExit("no error")
+        except RuntimeError as e:
+            assert "empty" in str(e), e
+        assert torch.equal(slots, s0)
+        print("OK")
+    """, timeout=60)
+    assert "OK" in out
+
+
+@pytest.mark.parametrize("entries, match", [
+    ([[5, 0, 1], [6, 1, 1], [5, 2, 1]], "distinct"),
+    ([[5, 0, 1], [EMPTY, 1, 1]], "reserved"),
+    ([[5, 0, 1], [EMPTY + 1, 1, 1]], "reserved"),
+])
+def test_hash_rebuild_bad_entries_change_nothing(entries, match):
+    slots, _ = _table(8)
+    with pytest.raises(RuntimeError, match=match):
+        ops._hash_rebuild_(slots, torch.tensor(entries))
+    assert bool((slots == EMPTY).all())
+
+
+def test_hash_rebuild_strided_entries():
+    slots, _ = _table(8)
+    e = torch.tensor([[5, 0, 2], [6, 1, 3]]).t().contiguous().t()  # non-contiguous view
+    ops._hash_rebuild_(slots, e)
+    ids, counts = ops.hash_find(slots, torch.tensor([6, 5, 7]))
+    assert ids.tolist() == [1, 0, -1] and counts.tolist() == [3, 2, 0]
+
+
+# --------------------------------------------------------------------------------------------
 # sizes past the int32 limit (expanded, stride-0 tensors: no memory), narrowed to int before
 
 _CAP_MEMORY = """
