@@ -304,6 +304,54 @@ def test_gather_rows_bad_out_rows():
 
 
 # --------------------------------------------------------------------------------------------
+# slot memory: _slot_read_hard_bwd indices
+
+def test_slot_read_hard_bwd_minus_one_indices_are_fine():
+    q, M, Q = torch.randn(2, 3), torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    count = torch.tensor([0, 4])
+    idx, scores = ops.slot_read_hard(q, M, Q, count, 2)
+    assert idx[0].tolist() == [-1, -1]
+    dq, dM, dQ = ops._slot_read_hard_bwd(torch.ones_like(scores), q, M, Q, count, idx)
+    assert bool(torch.isfinite(dq).all())
+
+
+@pytest.mark.parametrize("indices, match", [
+    ("torch.full((4, 2), 10 ** 6, dtype=torch.int64)", r"indices.*\[-1, 5\)"),
+    ("torch.full((4, 2), 5, dtype=torch.int64)", r"indices.*\[-1, 5\)"),
+    ("torch.full((4, 2), -2, dtype=torch.int64)", r"indices.*\[-1, 5\)"),
+    ("torch.zeros(1, 2, dtype=torch.int64)", r"indices must be int64 \[B, K\]"),
+    ("torch.zeros(4, 2, dtype=torch.int32)", r"indices must be int64"),
+    ("torch.zeros(4, dtype=torch.int64)", r"indices must be int64 \[B, K\]"),
+])
+def test_slot_read_hard_bwd_bad_indices(indices, match):
+    out = run_isolated(f"""
+        import re
+        B, N, d = 4, 5, 3
+        q, M, Q = torch.randn(B, d), torch.randn(B, N, d), torch.randn(B, N, d)
+        count = torch.full((B,), N, dtype=torch.int64)
+        idx = {indices}
+        K = idx.shape[1] if idx.dim() == 2 else 1
+        try:
+            ops._slot_read_hard_bwd(torch.ones(B, K, N), q, M, Q, count, idx)
+            raise SystemExit("no error")
+        except RuntimeError as e:
+            assert re.search({match!r}, str(e)), e
+        print("OK")
+    """)
+    assert "OK" in out
+
+
+def test_slot_read_bwd_tensors_of_another_dtype():
+    q, M, C = torch.randn(2, 3), torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    count = torch.tensor([4, 4])
+    u, attn, saved = ops.slot_read(q, M, C, count, 2, None)
+    with pytest.raises(RuntimeError, match="saved_u, attention, grad_attention and R must have"):
+        ops._slot_read_bwd(torch.ones_like(u), None, M, C, count, None, saved.double(), attn)
+    with pytest.raises(RuntimeError, match="saved_u, attention, grad_attention and R must have"):
+        ops._slot_read_bwd(torch.ones_like(u), None, M, C, count, None, saved, attn.double())
+
+
+# --------------------------------------------------------------------------------------------
 # sizes past the int32 limit (expanded, stride-0 tensors: no memory), narrowed to int before
 
 _CAP_MEMORY = """
@@ -326,6 +374,17 @@ def _expect_error(expr: str, match: str) -> None:
 
 
 BIG = 2 ** 32 + 1  # narrowed to int: 1
+
+
+def test_slot_read_hops_past_int32():
+    _expect_error(f"ops.slot_read(torch.ones(1, 1), torch.ones(1, 1, 1), torch.ones(1, 1, 1), "
+                  f"torch.ones(1, dtype=torch.int64), {BIG}, None)", r"hops: K = 4294967297")
+
+
+def test_slot_read_hard_slots_past_int32():
+    _expect_error(f"ops.slot_read_hard(torch.ones(1, 1), torch.ones(1, 1, 1).expand(1, {BIG}, 1), "
+                  f"torch.ones(1, 1, 1).expand(1, {BIG}, 1), torch.ones(1, dtype=torch.int64), 1)",
+                  r"M: N = 4294967297")
 
 
 def test_mlp_memory_scan_T_past_int32():
