@@ -387,6 +387,12 @@ def test_slot_read_hard_slots_past_int32():
                   r"M: N = 4294967297")
 
 
+def test_delta_rule_chunk_T_past_int32():
+    x = f"torch.ones(1, 1, 1).expand(1, {BIG}, 1)"
+    _expect_error(f"ops.delta_rule_chunk({x}, {x}, {x}, torch.ones(1, 1).expand(1, {BIG}), None, "
+                  f"1.0, 64, False)", r"q: T = 4294967297")
+
+
 def test_mlp_memory_scan_T_past_int32():
     x = f"torch.ones(1, 1, 1, 2).expand(1, {BIG}, 1, 2)"
     _expect_error(f"ops.mlp_memory_scan([torch.zeros(1, 2, 2)], {x}, [{x}], "
