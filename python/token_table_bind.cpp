@@ -1,5 +1,5 @@
 // pybind11 bindings of memory_ext.TokenTable (csrc/vocab/token_table.h): tokens in as Python
-// str sequences (read as UTF-8 views, no copies), ids out as int64 tensors.
+// str sequences (read as UTF-8 views, no copies; the str objects held meanwhile), ids out as int64 tensors.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <torch/python.h>
@@ -16,25 +16,34 @@ using memory_ext::vocab::TokenTableState;
 
 namespace {
 
-// Views of the UTF-8 of every str in `seq`; valid while `seq` is alive.
-std::vector<std::string_view> str_views(const py::handle& seq, const char* arg) {
+// The UTF-8 of every str in a sequence, as views, and the str objects they point into: a
+// sequence may make a fresh str per item (a numpy string array, a computed sequence), whose
+// UTF-8 buffer dies with it, so each item is held here while the views are in use.
+struct StrViews {
+  std::vector<py::object> keep;
+  std::vector<std::string_view> views;
+};
+
+StrViews str_views(const py::handle& seq, const char* arg) {
   if (PyUnicode_Check(seq.ptr())) {
     throw py::type_error(std::string(arg) + " must be a sequence of str, got a single str");
   }
   py::sequence s = py::reinterpret_borrow<py::sequence>(seq);
-  std::vector<std::string_view> out;
-  out.reserve(s.size());
-  const bool is_list = PyList_Check(seq.ptr());
-  for (Py_ssize_t i = 0, n = static_cast<Py_ssize_t>(s.size()); i < n; ++i) {
-    PyObject* o = is_list ? PyList_GET_ITEM(seq.ptr(), i) : s[i].ptr();
-    if (!PyUnicode_Check(o)) {
+  StrViews out;
+  const Py_ssize_t n = static_cast<Py_ssize_t>(s.size());
+  out.keep.reserve(n);
+  out.views.reserve(n);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    py::object o = s[i];  // a new reference: alive as long as `out`
+    if (!PyUnicode_Check(o.ptr())) {
       throw py::type_error(std::string(arg) + "[" + std::to_string(i) + "] must be a str, got " +
-                           Py_TYPE(o)->tp_name);
+                           Py_TYPE(o.ptr())->tp_name);
     }
     Py_ssize_t len = 0;
-    const char* p = PyUnicode_AsUTF8AndSize(o, &len);
+    const char* p = PyUnicode_AsUTF8AndSize(o.ptr(), &len);
     if (p == nullptr) throw py::error_already_set();
-    out.emplace_back(p, static_cast<std::size_t>(len));
+    out.views.emplace_back(p, static_cast<std::size_t>(len));
+    out.keep.push_back(std::move(o));
   }
   return out;
 }
@@ -91,15 +100,20 @@ void load_state_dict(TokenTable& t, const py::dict& d) {
     throw py::value_error("TokenTable state_dict: unknown format " + py::str(d["format"]).cast<std::string>());
   }
   TokenTableState s;
-  for (std::string_view v : str_views(d["tokens"], "state_dict['tokens']")) s.tokens.emplace_back(v);
+  py::object tokens = d["tokens"];
+  const StrViews tv = str_views(tokens, "state_dict['tokens']");
+  for (std::string_view v : tv.views) s.tokens.emplace_back(v);
   py::object live = d["live"];
   if (!THPVariable_Check(live.ptr())) throw py::type_error("state_dict['live'] must be a bool tensor");
   at::Tensor lt = THPVariable_Unpack(live.ptr());
   if (lt.scalar_type() != at::kBool || lt.dim() != 1) {
     throw py::value_error("state_dict['live'] must be a 1-D bool tensor");
   }
-  lt = lt.cpu().contiguous();
-  for (int64_t i = 0; i < lt.numel(); ++i) s.live.push_back(lt.data_ptr<bool>()[i] ? 1 : 0);
+  // read as bytes: a bool tensor from a garbled pickle may hold bytes other than 0 / 1, which
+  // are no bool values; TokenTable::load rejects them ("live must be 0 or 1")
+  lt = lt.cpu().contiguous().view(at::kByte);
+  const uint8_t* lb = lt.data_ptr<uint8_t>();
+  s.live.assign(lb, lb + lt.numel());
   s.counts = int_tensor_field(d, "counts");
   s.born = int_tensor_field(d, "born");
   s.clock = d["clock"].cast<int64_t>();
@@ -117,19 +131,27 @@ renumbers densely (old order kept) and returns the old -> new map. Reads are thr
 Ids are returned as int64 tensors [N].
 )doc")
       .def(py::init<>())
-      .def("add", [](TokenTable& t, const py::handle& tokens) { return to_tensor(t.add(str_views(tokens, "tokens"))); },
+      .def("add", [](TokenTable& t, const py::handle& tokens) {
+             const StrViews v = str_views(tokens, "tokens");
+             return to_tensor(t.add(v.views));
+           },
            py::arg("tokens"), "add(tokens: list[str]) -> ids [N]: insert misses, count every use")
       .def("lookup", [](const TokenTable& t, const py::handle& tokens, int64_t unk) {
-             return to_tensor(t.lookup(str_views(tokens, "tokens"), unk));
+             const StrViews v = str_views(tokens, "tokens");
+             return to_tensor(t.lookup(v.views, unk));
            }, py::arg("tokens"), py::arg("unk"), "lookup(tokens, unk) -> ids [N] (unk for misses; no insert, no count)")
       .def("decode", [](const TokenTable& t, const py::handle& ids) { return t.decode(ids_from(ids)); },
            py::arg("ids"), "decode(ids) -> list[str]; a freed or out-of-range id is an error")
       .def("prune", [](TokenTable& t, int64_t min_count, const py::handle& protect, int64_t grace) {
-             return to_tensor(t.prune(min_count, str_views(protect, "protected"), grace));
+             const StrViews v = str_views(protect, "protected");
+             return to_tensor(t.prune(min_count, v.views, grace));
            }, py::arg("min_count"), py::arg("protected") = py::list(), py::arg("grace") = 0,
            "prune(min_count, protected=[], grace=0) -> freed ids: count < min_count, not protected, "
            "inserted at least `grace` add() calls ago")
-      .def("remove", [](TokenTable& t, const py::handle& tokens) { return to_tensor(t.remove(str_views(tokens, "tokens"))); },
+      .def("remove", [](TokenTable& t, const py::handle& tokens) {
+             const StrViews v = str_views(tokens, "tokens");
+             return to_tensor(t.remove(v.views));
+           },
            py::arg("tokens"), "remove(tokens) -> freed ids (absent tokens skipped)")
       .def("set_counts", [](TokenTable& t, const py::handle& ids, const py::handle& counts) {
              t.set_counts(ids_from(ids), ids_from(counts));

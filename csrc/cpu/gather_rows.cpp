@@ -14,6 +14,7 @@ void gather_kernel(const GatherRowsParams& p) {
   at::parallel_for(0, p.out_rows, 256, [&](int64_t b, int64_t e) {
     for (int t = 0; t < p.n_tensors; ++t) {
       const int64_t rb = p.row_bytes[t];
+      if (rb == 0) continue;  // (a zero-width tensor's data pointer may be null)
       for (int64_t r = b; r < e; ++r) {
         unsigned char* d = p.dst[t] + r * rb;
         if (r < p.n_index) {

@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <unordered_set>
+
 #include "../ops/hash_table.h"
 #include "memory_ext/hash_table_core.h"
 
@@ -14,13 +16,32 @@ namespace {
 using namespace memory_ext::hash;
 constexpr int kGroup = 16;  // keys whose slots are prefetched together
 
+// Checks, before anything is written, that every key of k[0, n) missing from the table finds an
+// empty slot: the exact count of distinct missing keys against the empty slots (O(capacity),
+// only when meta says the table might run out of them).
+void check_room(const int64_t* s, int64_t cap, const int64_t* k, int64_t n) {
+  int64_t empty = 0;
+  for (int64_t i = 0; i < cap; ++i) empty += s[i * kSlotWidth + kKey] == kEmpty;
+  std::unordered_set<int64_t> missing;
+  for (int64_t j = 0; j < n && static_cast<int64_t>(missing.size()) <= empty; ++j) {
+    if (find_slot(s, cap, k[j]) < 0) missing.insert(k[j]);
+  }
+  TORCH_CHECK(static_cast<int64_t>(missing.size()) <= empty, "hash_lookup_or_insert_: the table "
+              "is full: ", missing.size(), missing.size() > static_cast<size_t>(empty) ? "+" : "",
+              " new keys, ", empty, " empty slots of ", cap,
+              " (re-hash it into a larger capacity first, as IntHashTable does)");
+}
+
 void lookup_or_insert(at::Tensor& slots, at::Tensor& meta, const at::Tensor& keys, at::Tensor& ids) {
   int64_t* s = slots.data_ptr<int64_t>();
   int64_t* m = meta.data_ptr<int64_t>();
   const int64_t* k = keys.data_ptr<int64_t>();
   int64_t* out = ids.data_ptr<int64_t>();
   const int64_t n = keys.size(0);
-  const uint64_t mask = static_cast<uint64_t>(slots.size(0)) - 1;
+  const int64_t cap = slots.size(0);
+  // meta's used count says whether n new keys surely fit; if not, count exactly
+  if (m[kMetaUsed] < 0 || m[kMetaUsed] > cap - n) check_room(s, cap, k, n);
+  const uint64_t mask = static_cast<uint64_t>(cap) - 1;
   uint64_t h[kGroup];
   for (int64_t g = 0; g < n; g += kGroup) {
     const int64_t e = std::min<int64_t>(n, g + kGroup);
@@ -31,7 +52,8 @@ void lookup_or_insert(at::Tensor& slots, at::Tensor& meta, const at::Tensor& key
     for (int64_t j = g; j < e; ++j) {
       const int64_t key = k[j];
       uint64_t i = h[j - g];
-      while (true) {
+      int64_t probe = 0;
+      for (; probe < cap; ++probe) {
         int64_t* slot = s + i * kSlotWidth;
         if (slot[kKey] == key) {
           ++slot[kCount];
@@ -49,6 +71,9 @@ void lookup_or_insert(at::Tensor& slots, at::Tensor& meta, const at::Tensor& key
         }
         i = (i + 1) & mask;
       }
+      // only when meta[0] under-counts the used slots (meta not this table's)
+      TORCH_CHECK(probe < cap, "hash_lookup_or_insert_: the table is full (no empty slot for key ",
+                  key, "), and meta[0] = ", m[kMetaUsed], " under-counts its used slots");
     }
   }
 }
@@ -84,14 +109,22 @@ void erase(at::Tensor& slots, at::Tensor& meta, const at::Tensor& keys, at::Tens
   }
 }
 
+// Into an empty table, of distinct keys (both checked by the host); probes bounded all the same.
 void rebuild(at::Tensor& slots, const at::Tensor& entries) {
   int64_t* s = slots.data_ptr<int64_t>();
   const int64_t* e = entries.data_ptr<int64_t>();
-  const uint64_t mask = static_cast<uint64_t>(slots.size(0)) - 1;
+  const int64_t cap = slots.size(0);
+  const uint64_t mask = static_cast<uint64_t>(cap) - 1;
   for (int64_t j = 0; j < entries.size(0); ++j) {
     const int64_t* row = e + j * kSlotWidth;
     uint64_t i = mix(row[kKey]) & mask;
-    while (s[i * kSlotWidth + kKey] != kEmpty) i = (i + 1) & mask;
+    int64_t probe = 0;
+    for (; probe < cap && s[i * kSlotWidth + kKey] != kEmpty; ++probe) {
+      if (s[i * kSlotWidth + kKey] == row[kKey]) break;
+      i = (i + 1) & mask;
+    }
+    TORCH_CHECK(probe < cap && s[i * kSlotWidth + kKey] == kEmpty,
+                "entries: no empty slot for row ", j, " (keys not distinct?)");
     for (int c = 0; c < kSlotWidth; ++c) s[i * kSlotWidth + c] = row[c];
   }
 }

@@ -14,6 +14,7 @@ constexpr int kGatherThreads = 128;
 __global__ void gather_rows_kernel(GatherRowsParams p) {
   const int t = blockIdx.y;
   const int64_t rb = p.row_bytes[t];
+  if (rb == 0) return;  // nothing to move for this tensor, however many rows
   const bool vec = rb % 16 == 0 && reinterpret_cast<uintptr_t>(p.src[t]) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(p.dst[t]) % 16 == 0;
   for (int64_t r = blockIdx.x; r < p.out_rows; r += gridDim.x) {

@@ -24,6 +24,10 @@ Dims check_inputs(const DeltaChunkBackend& be, const at::Tensor& q, const at::Te
   check_shape(beta, "beta", "[BH, T]", {BH, T});
   TORCH_CHECK(K >= 1 && V >= 1, "K and V must be >= 1, got K = ", K, ", V = ", V);
   TORCH_CHECK(chunk_size >= 1, "chunk_size must be >= 1, got ", chunk_size);
+  check_fits_int(BH, "q", "BH");
+  check_fits_int(T, "q", "T");
+  check_fits_int(K, "q", "K");
+  check_fits_int(V, "v", "V");
   const auto dt = q.scalar_type();
   TORCH_CHECK(dt == at::kFloat || (dt == at::kDouble && be.supports_f64), "q must be float32",
               be.supports_f64 ? " or float64" : "", " on ", be.name, ", got ", dt);

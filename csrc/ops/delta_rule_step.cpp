@@ -35,6 +35,10 @@ void delta_rule_step_impl(const DeltaStepBackend& be, at::Tensor& state, const a
   TORCH_CHECK(state.is_contiguous(), "state must be contiguous (it is updated in place)");
   TORCH_CHECK(out.is_contiguous(), "out must be contiguous (it is written in place)");
   TORCH_CHECK(K >= 1 && V >= 1, "K and V must be >= 1, got K = ", K, ", V = ", V);
+  check_fits_int(B, "q", "B");
+  check_fits_int(H, "q", "H");
+  check_fits_int(K, "q", "K");
+  check_fits_int(V, "v", "V");
   if (B * H == 0) return;
   const at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous(),
                    bc = beta.contiguous();

@@ -2,6 +2,8 @@
 // kernel over all tensors.
 #include "gather_rows.h"
 
+#include <c10/util/accumulate.h>
+
 namespace memory_ext {
 
 std::vector<at::Tensor> gather_rows_impl(GatherRowsKernel kernel, at::TensorList tensors,
@@ -40,9 +42,13 @@ std::vector<at::Tensor> gather_rows_impl(GatherRowsKernel kernel, at::TensorList
     out.push_back(at::empty(shape, src.back().options()));
     p.src[t] = static_cast<const unsigned char*>(src.back().data_ptr());
     p.dst[t] = static_cast<unsigned char*>(out.back().data_ptr());
-    p.row_bytes[t] = R == 0 ? 0 : src.back().numel() / R * src.back().element_size();
+    // from the row's shape, not numel / R: with R = 0 rows the padding rows still have a width
+    p.row_bytes[t] = c10::multiply_integers(src.back().sizes().slice(1)) *
+                     static_cast<int64_t>(src.back().element_size());
   }
-  if (out_rows > 0) kernel(p);
+  bool any_bytes = false;  // rows of zero bytes: nothing to copy, however many
+  for (int t = 0; t < p.n_tensors; ++t) any_bytes = any_bytes || p.row_bytes[t] > 0;
+  if (out_rows > 0 && any_bytes) kernel(p);
   return out;
 }
 

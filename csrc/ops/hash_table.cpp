@@ -2,6 +2,8 @@
 // named errors, then the backend's kernel (see hash_table_core.h for the layout).
 #include "hash_table.h"
 
+#include "memory_ext/hash_table_core.h"
+
 namespace memory_ext {
 namespace {
 
@@ -18,6 +20,8 @@ void check_table(const at::Tensor& slots, const at::Tensor* meta) {
                 "meta must be an int64 tensor [3], got ", meta->scalar_type(), " ",
                 meta->sizes());
     TORCH_CHECK(meta->device() == slots.device(), "meta must be on ", slots.device());
+    TORCH_CHECK(meta->is_contiguous(), "meta must be contiguous (it is updated in place), got "
+                "strides ", meta->strides());
   }
 }
 
@@ -71,7 +75,24 @@ void hash_rebuild_impl(const HashBackend& be, at::Tensor& slots, const at::Tenso
   TORCH_CHECK(entries.device() == slots.device(), "entries must be on ", slots.device());
   TORCH_CHECK(entries.size(0) < slots.size(0), "entries: ", entries.size(0),
               " keys do not fit a table of capacity ", slots.size(0));
-  if (entries.size(0) > 0) be.rebuild(slots, entries.contiguous());
+  if (entries.size(0) == 0) return;
+  const at::Tensor e = entries.contiguous();
+  if (slots.is_cpu()) {  // on CUDA (no host sync) such keys are skipped: bounded probes
+    const at::Tensor used = slots.select(1, 0).ne(hash::kEmpty);
+    TORCH_CHECK(!used.any().item<bool>(), "slots must be an empty table (every key slot ",
+                hash::kEmpty, "), got a used slot at index ",
+                used.nonzero().flatten()[0].item<int64_t>());
+    const at::Tensor bad = e.select(1, 0).le(hash::kTombstone);
+    TORCH_CHECK(!bad.any().item<bool>(), "entries: the keys INT64_MIN and INT64_MIN + 1 are "
+                "reserved (empty and erased slots), found in row ",
+                bad.nonzero().flatten()[0].item<int64_t>());
+    const at::Tensor sorted = std::get<0>(e.select(1, 0).sort());
+    const at::Tensor dup = sorted.slice(0, 1).eq(sorted.slice(0, 0, -1));
+    TORCH_CHECK(!dup.any().item<bool>(), "entries: keys must be distinct, key ",
+                sorted[dup.nonzero().flatten()[0].item<int64_t>()].item<int64_t>(),
+                " is in more than one row");
+  }
+  be.rebuild(slots, e);
 }
 
 }  // namespace memory_ext

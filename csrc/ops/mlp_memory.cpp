@@ -1,6 +1,8 @@
 // Host wrappers of the MLP memory ops: validate -> fill params -> call the backend.
 #include "mlp_memory.h"
 
+#include "checks.h"
+
 #include <cstdlib>
 #include <limits>
 #include <sstream>
@@ -112,9 +114,12 @@ MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* nam
               "[0] must be float32 or float64, got ", w0.scalar_type());
   TORCH_CHECK(w0.scalar_type() == at::kFloat || be.supports_f64, name,
               "[0]: float64 is not supported on ", be.name, ", use float32");
+  check_fits_int(w0.size(0), name, "B");
+  check_fits_int(w0.size(2), name, "n_0");
   s.L = static_cast<int>(L);
   s.B = static_cast<int>(w0.size(0));
   s.n[0] = static_cast<int>(w0.size(2));
+  int64_t total = 0;  // MlpShape::weights_numel(), an int
   for (int l = 0; l < s.L; ++l) {
     const Name nm(name, l);
     const Tensor& w = weights[l];
@@ -125,10 +130,21 @@ MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* nam
     TORCH_CHECK(out * s.n[l] <= std::numeric_limits<int>::max(), nm,
                 " is too large: the kernels index one layer's weights with 32-bit ints, got ",
                 w.sizes());
+    total += out * s.n[l];
+    TORCH_CHECK(total <= std::numeric_limits<int>::max(), name,
+                " is too large: the kernels index all layers' weights with 32-bit ints, got ",
+                total, " elements per batch element");
     s.n[l + 1] = static_cast<int>(out);
   }
   TORCH_CHECK(s.n[0] >= 1, name, "[0] must have a key width n_0 >= 1, got ", w0.sizes());
   return s;
+}
+
+// C >= T stores the one checkpoint W_0, as C = T does: C is clamped to max(T, 1), so that it fits
+// the kernels' int and the backward's scratch (C + 1 weight snapshots) is sized by min(C, T).
+int64_t clamp_checkpoint_every(int64_t C, int64_t T) {
+  TORCH_CHECK(C >= 1, "checkpoint_every must be >= 1, got ", C);
+  return std::min<int64_t>(C, std::max<int64_t>(T, 1));
 }
 
 struct ScanInputs {
@@ -168,6 +184,8 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
   const int64_t H = kw.size(-2);
   check_shape(kw, "write_keys", with_time({{"B", B}, {"H", H}, {width(0), n0}}, has_time, T));
   TORCH_CHECK(H >= 1, "write_keys must have at least one head (H >= 1), got ", kw.sizes());
+  check_fits_int(T, "write_keys", "T");
+  check_fits_int(H, "write_keys", "H");
   s.T = static_cast<int>(T);
   s.H = static_cast<int>(H);
 
@@ -210,6 +228,7 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
     check_like(r, "read_keys", ref);
     const int64_t Hr = r.size(-2);
     check_shape(r, "read_keys", with_time({{"B", B}, {"Hr", Hr}, {width(0), n0}}, has_time, T));
+    check_fits_int(H + Hr, "read_keys", "H + Hr");
     s.Hr = static_cast<int>(Hr);
     Tensor rc = r.contiguous();
     in.kr = rc;
@@ -377,6 +396,7 @@ Tensor mlp_memory_read_impl(const MlpBackend& be, TensorList weights, const Tens
   TORCH_CHECK(keys.dim() == 3, "keys must be [B, H, n_0], got ", keys.sizes());
   check_shape(keys, "keys", {{"B", s.B}, {"H", keys.size(1)}, {width(0), s.n[0]}});
   check_like(keys, "keys", weights[0]);
+  check_fits_int(keys.size(1), "keys", "H");
   s.Hr = static_cast<int>(keys.size(1));
   s.H = s.Hr;
   Tensor out = new_output(weights[0], {s.B, s.Hr, s.n[s.L]});
@@ -406,6 +426,7 @@ std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBacken
   const Activation act = parse_activation(activation);
   MlpShape s = check_weights(be, weights, "weights");
   check_shape(keys, "keys", {{"B", s.B}, {"H", keys.size(1)}, {width(0), s.n[0]}});
+  check_fits_int(keys.size(1), "keys", "H");
   s.Hr = static_cast<int>(keys.size(1));
   s.H = s.Hr;
   check_shape(grad_reads, "grad_reads", {{"B", s.B}, {"H", s.Hr}, {width(s.L), s.n[s.L]}});
@@ -463,7 +484,7 @@ std::tuple<Tensor, std::vector<Tensor>, Tensor, std::vector<Tensor>> mlp_memory_
   TORCH_CHECK(checkpoint_every >= 1, "checkpoint_every must be >= 1, got ", checkpoint_every);
   ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
                              recon_values, rule, activation, true, "weights");
-  FwdOut o = scan_forward(be, in, checkpoint_every, true, true);
+  FwdOut o = scan_forward(be, in, clamp_checkpoint_every(checkpoint_every, in.s.T), true, true);
   return {o.reads, o.w_out, o.recon, o.ckpt};
 }
 
@@ -485,6 +506,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   ScanInputs in = parse_scan(be, w_like, write_keys, targets, beta, read_keys, alpha,
                              recon_values, rule, activation, true, "checkpoints");
   const MlpShape& s = in.s;
+  checkpoint_every = clamp_checkpoint_every(checkpoint_every, s.T);  // fits an int now
   const int64_t NC = (s.T + checkpoint_every - 1) / checkpoint_every;
   for (const auto& c : checkpoints) {
     TORCH_CHECK(c.size(1) == NC, "checkpoints must hold NC = ceil(T / checkpoint_every) = ", NC,

@@ -8,6 +8,8 @@
 
 #include <sstream>
 
+#include "checks.h"
+
 namespace memory_ext {
 namespace {
 
@@ -50,6 +52,10 @@ Dims check_read(const SlotBackend& be, const at::Tensor& q, const at::Tensor& M,
     TORCH_CHECK(count.min().item<int64_t>() >= 0, "count must be >= 0");
   }
   const int64_t N = per_hop ? M.size(2) : M.size(1);
+  check_fits_int(B, "query", "B");
+  check_fits_int(d, "query", "d");
+  check_fits_int(N, "M", "N");
+  check_fits_int(hops, "hops", "K");
   return {B, N, d, hops, per_hop};
 }
 
@@ -141,6 +147,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> slot_read_bwd_impl(
   TORCH_CHECK(attn.sizes() == at::IntArrayRef({s.B, s.K, s.N}), "attention must be [B, K, N]");
   const at::Tensor ga = opt_contig(grad_attn), r = opt_contig(R);
   if (ga.defined()) TORCH_CHECK(ga.sizes() == attn.sizes(), "grad_attention must be [B, K, N]");
+  if (r.defined()) {
+    TORCH_CHECK(r.sizes() == at::IntArrayRef({s.d, s.d}), "R must be [d, d] = [", s.d, ", ", s.d,
+                "], got ", r.sizes());
+  }
+  for (const at::Tensor* t : {&saved_u, &attn, &ga, &r}) {
+    TORCH_CHECK(!t->defined() || (t->scalar_type() == grad_u.scalar_type() &&
+                                  t->device() == grad_u.device()),
+                "saved_u, attention, grad_attention and R must have grad_u's dtype ",
+                grad_u.scalar_type(), " and device ", grad_u.device(), ", got ", t->scalar_type(),
+                " on ", t->device());
+  }
   const at::Tensor gu = grad_u.contiguous(), Mc = M.contiguous(), Cc = C.contiguous(),
                    cc = count.contiguous(), sc = saved_u.contiguous(), ac = attn.contiguous();
   at::Tensor dq = at::empty({s.B, s.d}, gu.options());
@@ -194,9 +211,25 @@ std::tuple<at::Tensor, at::Tensor> slot_read_hard_impl(const SlotBackend& be,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_hard_bwd_impl(
     const SlotBackend& be, const at::Tensor& grad_scores, const at::Tensor& query,
     const at::Tensor& M, const at::Tensor& Q, const at::Tensor& count, const at::Tensor& indices) {
-  const int64_t hops = indices.dim() == 2 ? indices.size(1) : 0;
+  TORCH_CHECK(indices.dim() == 2 && indices.scalar_type() == at::kLong,
+              "indices must be int64 [B, K] (slot_read_hard's index), got ",
+              indices.scalar_type(), " ", indices.sizes());
+  const int64_t hops = indices.size(1);
   const Dims s = check_read(be, query, M, Q, "Q", count, hops, false);
-  TORCH_CHECK(grad_scores.sizes() == at::IntArrayRef({s.B, s.K, s.N}), "grad_scores must be [B, K, N]");
+  TORCH_CHECK(indices.size(0) == s.B && indices.device() == query.device(),
+              "indices must be int64 [B, K] = [", s.B, ", ", s.K, "] on ", query.device(),
+              ", got ", indices.sizes(), " on ", indices.device());
+  TORCH_CHECK(grad_scores.sizes() == at::IntArrayRef({s.B, s.K, s.N}) &&
+                  grad_scores.scalar_type() == query.scalar_type() &&
+                  grad_scores.device() == query.device(),
+              "grad_scores must be [B, K, N] = [", s.B, ", ", s.K, ", ", s.N, "] of query's dtype "
+              "and device, got ", grad_scores.scalar_type(), " ", grad_scores.sizes());
+  if (indices.is_cpu() && indices.numel() > 0) {  // on CUDA the kernel skips out-of-range ones
+    const auto mm = at::aminmax(indices);
+    const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
+    TORCH_CHECK(lo >= -1 && hi < s.N, "indices must be in [-1, ", s.N, ") (-1: empty memory), got [",
+                lo, ", ", hi, "]");
+  }
   const at::Tensor gs = grad_scores.contiguous(), qc = query.contiguous(), Mc = M.contiguous(),
                    Qc = Q.contiguous(), cc = count.contiguous(), ic = indices.contiguous();
   at::Tensor dq = at::empty({s.B, s.d}, query.options());

@@ -41,7 +41,7 @@ struct DeltaChunkParams {
   T* dS0 = nullptr;           // [BH, K, V]
   T* workspace = nullptr;     // BH * delta_chunk_workspace(...)
 
-  ME_HD int chunks() const { return (steps + C - 1) / C; }
+  ME_HD int chunks() const { return steps / C + (steps % C != 0); }  // (no int overflow)
 };
 
 // Per-head scratch (elements): forward G, P [C, C], W [C, K], U~, U [C, V];

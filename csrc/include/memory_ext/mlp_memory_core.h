@@ -199,7 +199,7 @@ ME_DEVICE void mlp_scan_forward_elem(E& ex, const MlpScanFwdParams<T>& p, int b,
   }
   ex.sync();
   const T keep = p.alpha ? T(1) - p.alpha[b] : T(1);
-  const int NC = (s.T + p.ckpt_every - 1) / p.ckpt_every;
+  const int NC = s.T / p.ckpt_every + (s.T % p.ckpt_every != 0);  // (no int overflow)
   for (int t = 0; t < s.T; ++t) {
     const std::size_t bt = std::size_t(b) * s.T + t;
     if (p.ckpt[0] != nullptr && t % p.ckpt_every == 0) {
@@ -449,7 +449,7 @@ ME_DEVICE void mlp_scan_backward_elem(E& ex, const MlpScanBwdParams<T>& p, int b
     return;
   }
   const int L = s.L, C = p.ckpt_every, n0 = s.n[0], nL = s.n[L];
-  const int NC = (s.T + C - 1) / C;
+  const int NC = s.T / C + (s.T % C != 0);  // (no int overflow)
   const int wn = s.weights_numel();
   MlpBwdScratch<T>::carve_cold(s, C, cold, &sc);
   if (p.in_place) {

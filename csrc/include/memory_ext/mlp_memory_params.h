@@ -221,7 +221,7 @@ struct MlpBwdScratch {
     Carver<T> c(base);
     MlpBwdScratch tmp;
     MlpBwdScratch& o = out ? *out : tmp;
-    o.snap = c.take(std::size_t(C + 1) * s.weights_numel());
+    o.snap = c.take((std::size_t(C) + 1) * s.weights_numel());
     o.saved = c.take(std::size_t(C) * per_step_saved(s));
     return c.used;
   }

@@ -194,7 +194,7 @@ ME_HD void slot_hard_backward_elem(const SlotHardParams<T>& p, int b) {
         dM[static_cast<long>(i) * d + j] += g[i] * u[j];
       }
     }
-    if (idx[k] >= 0)
+    if (idx[k] >= 0 && idx[k] < N)  // (the host checks the range only for CPU tensors)
       for (int j = 0; j < d; ++j) u[j] += Q[idx[k] * d + j];
   }
   // u^{k-1} = q + sum_{j<k} Q[o_j]: dq = sum_k du_k, dQ[o_j] += sum_{k>j} du_k
@@ -202,7 +202,7 @@ ME_HD void slot_hard_backward_elem(const SlotHardParams<T>& p, int b) {
   for (int j = 0; j < d; ++j) dq[j] = T(0);
   for (int k = K - 1; k >= 0; --k) {
     for (int j = 0; j < d; ++j) dq[j] += du[static_cast<long>(k) * d + j];
-    if (k > 0 && idx[k - 1] >= 0)  // o_{k-1} fed every u from hop k on: dq holds that suffix sum
+    if (k > 0 && idx[k - 1] >= 0 && idx[k - 1] < N)  // o_{k-1} fed every u from hop k on: dq holds that suffix sum
       for (int j = 0; j < d; ++j) dQ[idx[k - 1] * d + j] += dq[j];
   }
 }
