@@ -13,6 +13,20 @@ from ._device import check_device
 _FORMAT = "memory_ext.ElasticEmbedding/1"
 
 
+def _replace_data(p: nn.Parameter, new: Tensor) -> None:
+    """p.data = new (another number of rows) with a fresh gradient accumulator.
+
+    torch keeps a Parameter's AccumulateGrad node, and the shape it expects, for as long as an
+    old graph (say the previous step's loss, still referenced) holds it, and drops it only when
+    the dtype or device changes: a graph built after a reallocation would then fail in backward
+    ("invalid gradient ... got [21, 8] but expected [10, 8]"). Setting data of another dtype
+    first drops it, so the next graph makes a new one with the new shape.
+    """
+    other = torch.float64 if new.dtype != torch.float64 else torch.float32
+    p.data = new.new_empty(0, dtype=other)
+    p.data = new
+
+
 class ElasticEmbedding(nn.Module):
     """Rows [capacity, D] of which the first `size` are in use, each live or dead.
 
@@ -171,7 +185,7 @@ class ElasticEmbedding(nn.Module):
                       for key, t in self._row_state(opt, p, old)]
             new = p.data.new_zeros((cap,) + tuple(p.shape[1:]))
             new[:old] = p.data
-            p.data = new
+            _replace_data(p, new)
             if p.grad is not None:
                 g = p.grad.new_zeros(new.shape)
                 g[:old] = p.grad

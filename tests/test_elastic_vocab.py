@@ -241,3 +241,23 @@ def test_load_state_dict_failing_on_the_embedding_keeps_the_token_table():
     _assert_unchanged(dst, snap)
     dst.load_state_dict(src.state_dict())  # a good one still loads
     assert dst.table.checksum() == src.table.checksum()
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_plain_training_loop_survives_growth_while_the_last_loss_is_referenced(tied):
+    # issue 15: `loss` of the previous step is still alive when the vocabulary reallocates; the
+    # next backward used to fail with "invalid gradient ... got [cap', d] but expected [cap, d]"
+    emb = ElasticEmbedding(4, 8, capacity=4, tied=tied, bias=True)
+    opt = torch.optim.Adam(emb.parameters(), lr=1e-2)
+    emb.attach_optimizer(opt)
+    loss = None
+    for step in range(6):
+        emb.grow(3)  # reallocates on the first calls (capacity 4 -> 9 -> 19)
+        ids = torch.arange(emb.size)
+        h = emb(ids)
+        loss = torch.nn.functional.cross_entropy(emb.logits(h), ids)  # the old loss dies only here
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        assert emb.weight.grad.shape == emb.weight.shape
+    assert emb.capacity >= emb.size == 4 + 6 * 3
