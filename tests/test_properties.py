@@ -35,8 +35,8 @@ from hypothesis import strategies as st
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "properties_worker.py"
-EXAMPLES = int(os.environ.get("MEMORY_EXT_PROPERTY_EXAMPLES", "40"))  # cases per op
-CASE_TIMEOUT_S = 8.0    # a case running longer is a hang (the worker is killed and restarted)
+EXAMPLES = int(os.environ.get("MEMORY_EXT_PROPERTY_EXAMPLES", "60"))  # cases per op
+CASE_TIMEOUT_S = 4.0    # a case running longer is a hang (the worker is killed and restarted)
 
 I32 = 2 ** 31
 MUTATIONS = ["none"] * 6 + ["nan", "posinf", "neginf", "shape", "rank", "dtype_int", "dtype_float",
@@ -109,14 +109,17 @@ def delta_spec(draw, op):
 @st.composite
 def slot_spec(draw, op):
     dims = {"B": draw(st.integers(1, 3)), "N": draw(st.integers(1, 5)), "d": draw(st.integers(1, 6))}
-    params = {"hops": draw(st.sampled_from([1, 2, 3, 1, 2] + ([0, -1, I32, 2 ** 40] if "bwd" not in op else []))),
+    # hops past int32 only as meta sizes (an [B, hops, N] output on the CPU would be allocated)
+    params = {"hops": draw(st.sampled_from([1, 2, 3, 1, 2] + ([0, -1] if "bwd" not in op else []))),
               "policy": draw(st.sampled_from(["append", "ring"])), "full": draw(st.booleans()),
               "per_hop": draw(st.booleans()), "R": draw(st.booleans()),
               "grad_attention": draw(st.booleans())}
     spec = draw(st.fixed_dictionaries(_base(op)))
     if spec["huge"]:
-        if "bwd" in op or params["hops"] < 1 or params["hops"] > 8:
+        if "bwd" in op or params["hops"] < 1:
             spec["huge"] = False
+        elif op != "pub_slot_write_" and op != "slot_write_" and draw(st.booleans()):
+            params["hops"] = draw(st.sampled_from([I32 - 1, I32, 2 ** 40]))
         else:
             dims["B"] = draw(st.sampled_from([I32 + 1, 2 ** 32 + 3]))
     return dict(spec, dims=dims, params=params)
@@ -130,8 +133,8 @@ def hash_spec(draw, op):
               "bad_state": draw(st.sampled_from([None, None, "next_id_huge", "next_id_negative", "dup_key",
                                                  "id_range", "neg_count", "reserved_key"])),
               "load_cap": draw(st.sampled_from([1, 4, 64])),
-              "huge_keys": draw(st.booleans()), "full": draw(st.sampled_from([False, False, False, True])),
-              "into_nonempty": draw(st.sampled_from([False, False, True])), "fit": draw(st.booleans())}
+              "huge_keys": draw(st.booleans()), "full": draw(st.sampled_from([False] * 9 + [True])),
+              "into_nonempty": draw(st.sampled_from([False] * 5 + [True])), "fit": draw(st.booleans())}
     spec = draw(st.fixed_dictionaries(_base(op, ("cpu", "cpu", "cpu", "meta"))))
     return dict(spec, huge=False, dims=dims, params=params)
 
@@ -141,7 +144,7 @@ def gather_spec(draw, op):
     widths = draw(st.lists(st.lists(st.integers(0, 3), max_size=2), min_size=1, max_size=4))
     dims = {"R": draw(st.integers(0, 6)), "n": draw(st.integers(0, 8)), "widths": widths}
     zero_width = all(0 in w for w in widths)
-    extra = [0, 0, 1, 5, -1] + ([I32, I32 + 7, 2 ** 40] if zero_width else [])
+    extra = [0, 0, 1, 5, -1] + ([I32 + 7] if zero_width else [])  # more huge out_rows in EDGES
     params = {"extra_rows": draw(st.sampled_from(extra))}
     spec = draw(st.fixed_dictionaries(_base(op)))
     return dict(spec, huge=False, dims=dims, params=params)
@@ -185,7 +188,37 @@ def generate(op: str, n: int):
         specs.append(spec)
 
     collect()
+    # hypothesis favours the first values of a sampled_from; every edge value of EDGES also runs
+    # once, on a generated spec of the op with no mutation
+    base = [sp for sp in specs if not sp["huge"]] or specs
+    for j, edge in enumerate(EDGES.get(op, [])):
+        sp = json.loads(json.dumps(base[j % len(base)]))
+        sp.update(device="cpu", mutation={"kind": "none", "pick": 0, "pos": 0})
+        for section, name, value in edge:
+            sp[section][name] = value
+        if op == "pub_TokenTable":
+            sp["params"]["n"] = max(sp["params"]["n"], 3)
+        specs.append(sp)
     return specs
+
+
+_CKPT = [[("params", "checkpoint_every", c)] for c in (I32 - 1, I32, 2 ** 32, 10 ** 9)]
+EDGES = {  # op -> [[(section, name, value), ...], ...]
+    "pub_mlp_memory_scan": _CKPT, "mlp_memory_scan": _CKPT, "_mlp_memory_scan_bwd": _CKPT[:1] + _CKPT[3:],
+    "pub_delta_rule": [[("params", "mode", "recurrent"), ("params", "checkpoint_every", c), ("dims", "T", 3)]
+                       for c in (16, I32 - 1, I32, 2 ** 32)],
+    "pub_TokenTable": [[("params", "container", c), ("params", "action", a)]
+                       for c in ("tuple", "seq") for a in ("add", "lookup", "remove")],
+    "gather_rows": [[("dims", "widths", [[0]]), ("dims", "R", 3), ("dims", "n", 2), ("params", "extra_rows", e)]
+                    for e in (0, I32 + 7, 2 ** 40)],
+    "hash_lookup_or_insert_": [[("params", "full", True), ("dims", "n", 3)]] * 2,
+    "hash_find": [[("params", "full", True), ("dims", "n", 3)]] * 2,
+    "_hash_rebuild_": [[("params", "into_nonempty", True), ("dims", "n_pre", 6), ("dims", "n", 4)]] * 2,
+    "slot_read": [[("params", "hops", h)] for h in (0, -1)],
+    "pub_slot_read_hard": [[("params", "hops", h)] for h in (0, -1)],
+    "_slot_read_hard_bwd": [[("params", "hops", 2), ("dims", "N", 4), ("mutation", "kind", k), ("mutation", "pick", 5),
+                             ("mutation", "pos", 7 * j)] for k, j in (("range", 1), ("range", 2), ("shape", 1))],
+}
 
 
 # --- the worker pool ----------------------------------------------------------------------------------
