@@ -633,7 +633,7 @@ def build_slot(spec):
         def reference(i):
             lv = _leafify([i["query"], i["M"], i["Q"]])
             _, s = ref.slot_read_hard(lv[0], lv[1], lv[2], i["count"], K)
-            gsc = torch.nan_to_num(i["grad_scores"], nan=0.0, posinf=0.0, neginf=0.0)
+            gsc = i["grad_scores"]  # the raw op: no nan_to_num (that is the autograd wrapper's)
             live = torch.arange(N)[None, None, :] < i["count"][:, None, None]
             gsc = gsc.masked_fill(~live, 0.0)
             gs = _grads([s], [gsc], lv)
@@ -903,6 +903,8 @@ def build_token(spec):
     toks = [alphabet[j] for j in torch.randint(0, len(alphabet), (p["n"],), generator=g).tolist()]
     toks = [t + str(j % 3) * 20 if j % 2 else t * 10 for j, t in enumerate(toks)]
     kind = p["container"]
+    if kind in ("tuple", "seq"):  # equal lengths: a freed item's memory is reused by the next one
+        toks = [t.ljust(64, ".") for t in toks]
     wrap = {"list": list, "tuple": tuple, "seq": StrSeq, "gen_list": lambda x: [str(s) for s in x]}[kind]
     action = p["action"]
 
@@ -1206,8 +1208,9 @@ def run_huge(case, spec):
         return {"outcome": "raised", "kind": "huge", "msg": msg[:300]}
     except Exception as e:  # noqa: BLE001
         raise CaseError(f"huge meta sizes: raised {type(e).__name__}: {str(e)[:300]}")
-    try:
-        want = case.reference(_to_meta(case.inputs)) if case.reference else None
+    try:  # (the reference loops over hops: no reference for a huge hops, only no crash)
+        small = int(spec["params"].get("hops", 1)) <= 64
+        want = case.reference(_to_meta(case.inputs)) if case.reference and small else None
     except Exception:  # noqa: BLE001  (the reference may need values: no shapes to compare)
         want = None
     if want is not None:
