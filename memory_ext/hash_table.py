@@ -74,7 +74,8 @@ class IntHashTable:
         if keys.device != self.device:
             raise ValueError(f"keys must be on the table's device {self.device}, got {keys.device}")
 
-    def _grow_if_needed(self, n: int) -> bool:
+    def _grow_if_needed(self, keys: Tensor) -> bool:
+        n = keys.shape[0]
         limit = self.max_load * self.capacity
         if self._used_bound + n <= limit:
             return False
@@ -82,6 +83,9 @@ class IntHashTable:
         self._used_bound = used
         if used + n <= limit:
             return False
+        # the keys' values are checked (reserved keys) before the table is re-hashed, so that a
+        # refused call leaves the table as it was; this path waits on the device anyway
+        torch.ops.memory_ext.hash_find(self.slots, keys)
         self._rehash(_pow2_at_least(int((live + n) / self.max_load) + 1))
         return True
 
@@ -98,7 +102,7 @@ class IntHashTable:
         Equal keys in one batch get one id. Returns (ids [N] int64, grew: the table was
         re-hashed into a larger capacity first)."""
         self._check_keys(keys)
-        grew = self._grow_if_needed(keys.shape[0])
+        grew = self._grow_if_needed(keys)
         ids = torch.ops.memory_ext.hash_lookup_or_insert_(self.slots, self.meta, keys)
         self._used_bound += keys.shape[0]
         return ids, grew

@@ -113,3 +113,18 @@ def test_capacity_is_a_power_of_two_in_the_op():
     with pytest.raises(RuntimeError, match="capacity must be a power of two"):
         torch.ops.memory_ext.hash_find(torch.zeros(12, 3, dtype=torch.int64), torch.tensor([1]))
     assert memory_ext.IntHashTable(capacity=100).capacity == 128
+
+
+def test_lookup_or_insert_refusing_reserved_keys_leaves_a_growing_table_as_it_was():
+    """Found by tests/test_properties.py: a call that had to grow the table re-hashed it before
+    the C++ op refused the reserved key, so the refused call changed the table."""
+    t = memory_ext.IntHashTable(2)
+    t.lookup_or_insert(torch.tensor([5]))
+    before = (t.slots.clone(), t.meta.clone(), t.capacity)
+    keys = torch.tensor([1, 2, 3, -(2 ** 63)])
+    with pytest.raises(RuntimeError, match="keys: the values INT64_MIN and INT64_MIN \\+ 1 are reserved"):
+        t.lookup_or_insert(keys)
+    assert t.capacity == before[2]
+    assert torch.equal(t.slots, before[0]) and torch.equal(t.meta, before[1])
+    ids, grew = t.lookup_or_insert(torch.tensor([1, 2, 3]))
+    assert ids.tolist() == [1, 2, 3] and grew
