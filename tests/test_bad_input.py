@@ -144,3 +144,13 @@ def test_cuda_device_without_a_gpu_is_a_clear_error():
         memory_ext.ElasticEmbedding(4, 8, device="cuda")
     with pytest.raises(ValueError, match="device must be a torch device"):
         memory_ext.IntHashTable(16, device="gpu0")
+
+
+@pytest.mark.parametrize("bad", ["keys", "grad_reads"])
+def test_read_backward_of_another_dtype_names_the_argument(bad):
+    W = [torch.randn(1, 3, 2, dtype=torch.float64)]
+    args = dict(keys=torch.randn(1, 2, 2, dtype=torch.float64),
+                grad_reads=torch.randn(1, 2, 3, dtype=torch.float64))
+    args[bad] = args[bad].float()
+    with pytest.raises(RuntimeError, match=f"{bad} must have dtype Double like weights"):
+        OPS._mlp_memory_read_bwd(W, args["keys"], args["grad_reads"], "tanh")

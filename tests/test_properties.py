@@ -336,12 +336,11 @@ def _check(cases, op, what):
     return ok_returned
 
 
-# Ops whose generated cases still fail on this commit: open findings of issue 15, listed in its
+# Ops whose generated cases still fail on this commit (7 CPU, 13 fake-kernel entries): open findings of issue 15, listed in its
 # closing note. strict: each turns into a failure the moment it passes, so the list can only
 # shrink. Not a loosening: every other case of these ops is still checked by the same test.
 _NAN_BWD = "issue 15 open: NaN/Inf positions of this backward differ from autograd through the reference"
 OPEN_CPU = {
-    "_mlp_memory_read_bwd": "issue 15 open: mixed dtypes give 'expected scalar type Double but found Float' (no argument named)",
     "_mlp_memory_scan_bwd": _NAN_BWD,
     "_mlp_memory_step_bwd_": _NAN_BWD,
     "_slot_read_bwd": _NAN_BWD,

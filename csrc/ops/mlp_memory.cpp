@@ -426,10 +426,12 @@ std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBacken
   const Activation act = parse_activation(activation);
   MlpShape s = check_weights(be, weights, "weights");
   check_shape(keys, "keys", {{"B", s.B}, {"H", keys.size(1)}, {width(0), s.n[0]}});
+  check_like(keys, "keys", weights[0]);
   check_fits_int(keys.size(1), "keys", "H");
   s.Hr = static_cast<int>(keys.size(1));
   s.H = s.Hr;
   check_shape(grad_reads, "grad_reads", {{"B", s.B}, {"H", s.Hr}, {width(s.L), s.n[s.L]}});
+  check_like(grad_reads, "grad_reads", weights[0]);
   std::vector<Tensor> gw, w;
   for (const auto& t : weights) {
     gw.push_back(at::zeros_like(t, at::MemoryFormat::Contiguous));
