@@ -19,6 +19,23 @@ def _tensors(values):
             yield from _tensors(v)
 
 
+def _rank(op, name, t, *ranks):
+    """The CPU op's rank check, for the fakes (which would otherwise index a missing dim)."""
+    if t.dim() not in ranks:
+        want = " or ".join(f"{r}-D" for r in ranks)
+        raise RuntimeError(f"{op}: {name} must be {want}, got {t.dim()}-D {list(t.shape)}")
+
+
+def _weights(op, weights, name="weights"):
+    for i, w in enumerate(weights):
+        _rank(op, f"{name}[{i}]", w, 3)
+
+
+def _dtype_like(op, name, t, ref, ref_name):
+    if t.dtype != ref.dtype:
+        raise RuntimeError(f"{op}: {name} must have {ref_name}'s dtype {ref.dtype}, got {t.dtype}")
+
+
 def _fake(name):
     """register_fake for memory_ext::<name>, behind the one-device check."""
     def register(fn):
@@ -42,22 +59,32 @@ def _recon_shape(rule, recon_values, *dims):
 
 @_fake("mlp_memory_read")
 def _read_fake(weights, keys, activation="tanh"):
+    _weights("mlp_memory_read", weights)
+    _rank("mlp_memory_read", "keys", keys, 3)
     return keys.new_empty(keys.shape[0], keys.shape[1], weights[-1].shape[1])
 
 
 @_fake("_mlp_memory_read_bwd")
 def _read_bwd_fake(weights, keys, grad_reads, activation):
+    _weights("_mlp_memory_read_bwd", weights)
+    _rank("_mlp_memory_read_bwd", "keys", keys, 3)
+    _rank("_mlp_memory_read_bwd", "grad_reads", grad_reads, 3)
     return [w.new_empty(w.shape) for w in weights], keys.new_empty(keys.shape)
 
 
 @_fake("mlp_memory_write")
 def _write_fake(weights, write_keys, targets, beta, alpha=None, rule="local", activation="tanh"):
+    _weights("mlp_memory_write", weights)
+    _rank("mlp_memory_write", "write_keys", write_keys, 3)
     return [w.new_empty(w.shape) for w in weights]
 
 
 @_fake("mlp_memory_step")
 def _step_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
                rule="local", activation="tanh"):
+    _weights("mlp_memory_step", weights)
+    _rank("mlp_memory_step", "write_keys", write_keys, 3)
+    _rank("mlp_memory_step", "read_keys", read_keys, 3)
     B = write_keys.shape[0]
     reads = read_keys.new_empty(B, read_keys.shape[1], weights[-1].shape[1])
     recon = write_keys.new_empty(_recon_shape(rule, recon_values, B))
@@ -67,6 +94,9 @@ def _step_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_
 @_fake("mlp_memory_scan")
 def _scan_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
                rule="local", activation="tanh", checkpoint_every=16):
+    _weights("mlp_memory_scan", weights)
+    _rank("mlp_memory_scan", "write_keys", write_keys, 4)
+    _rank("mlp_memory_scan", "read_keys", read_keys, 4)
     B, T = write_keys.shape[0], write_keys.shape[1]
     nc = (T + checkpoint_every - 1) // checkpoint_every
     reads = read_keys.new_empty(B, T, read_keys.shape[2], weights[-1].shape[1])
@@ -94,6 +124,9 @@ def step_saved_numel(weights, heads: int) -> int:
 @_fake("_mlp_memory_step_")
 def _step_inplace_fake(weights, write_keys, targets, beta, read_keys, alpha, recon_values, rule,
                        activation):
+    _weights("_mlp_memory_step_", weights)
+    _rank("_mlp_memory_step_", "write_keys", write_keys, 3)
+    _rank("_mlp_memory_step_", "read_keys", read_keys, 3)
     B, H = write_keys.shape[0], write_keys.shape[1]
     reads = read_keys.new_empty(B, read_keys.shape[1], weights[-1].shape[1])
     recon = write_keys.new_empty(_recon_shape(rule, recon_values, B))
@@ -103,6 +136,10 @@ def _step_inplace_fake(weights, write_keys, targets, beta, read_keys, alpha, rec
 @_fake("_mlp_memory_step_bwd_")
 def _step_bwd_inplace_fake(weights, grad_weights, saved, write_keys, targets, beta, read_keys,
                            alpha, recon_values, grad_reads, grad_recon, rule, activation):
+    _weights("_mlp_memory_step_bwd_", weights)
+    _weights("_mlp_memory_step_bwd_", grad_weights, "grad_weights")
+    _rank("_mlp_memory_step_bwd_", "write_keys", write_keys, 3)
+    _rank("_mlp_memory_step_bwd_", "read_keys", read_keys, 3)
     like = lambda t: t.new_empty(t.shape)  # noqa: E731
     g_targets = write_keys.new_empty(*write_keys.shape[:2], sum(z.shape[-1] for z in targets))
     return (like(write_keys), g_targets, like(beta), like(read_keys),
@@ -158,6 +195,9 @@ def _gather_rows_fake(tensors, index, out_rows):
 
 @_fake("slot_write_")
 def _slot_write_fake(M, C, count, m, c, policy):
+    _rank("slot_write_", "M", M, 3)
+    for n, t in (("C", C), ("m", m), ("c", c)):
+        _dtype_like("slot_write_", n, t, M, "M")
     return None
 
 
@@ -170,6 +210,8 @@ def _slot_read_fake(query, M, C, count, hops, R):
 
 @_fake("_slot_read_bwd")
 def _slot_read_bwd_fake(grad_u, grad_attention, M, C, count, R, saved_u, attention):
+    _rank("_slot_read_bwd", "grad_u", grad_u, 2)
+    _rank("_slot_read_bwd", "M", M, 3, 4)
     d = grad_u.shape[1]
     dR = grad_u.new_empty(d, d) if R is not None else grad_u.new_empty(0)
     return grad_u.new_empty(grad_u.shape), M.new_empty(M.shape), C.new_empty(C.shape), dR
@@ -183,4 +225,7 @@ def _slot_read_hard_fake(query, M, Q, count, hops):
 
 @_fake("_slot_read_hard_bwd")
 def _slot_read_hard_bwd_fake(grad_scores, query, M, Q, count, indices):
+    _rank("_slot_read_hard_bwd", "query", query, 2)
+    _rank("_slot_read_hard_bwd", "M", M, 3)
+    _rank("_slot_read_hard_bwd", "indices", indices, 2)
     return query.new_empty(query.shape), M.new_empty(M.shape), Q.new_empty(Q.shape)

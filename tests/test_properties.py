@@ -336,7 +336,7 @@ def _check(cases, op, what):
     return ok_returned
 
 
-# Ops whose generated cases still fail on this commit (7 CPU, 13 fake-kernel entries): open findings of issue 15, listed in its
+# Ops whose generated cases still fail on this commit (7 CPU entries): open findings of issue 15, listed in its
 # closing note. strict: each turns into a failure the moment it passes, so the list can only
 # shrink. Not a loosening: every other case of these ops is still checked by the same test.
 _NAN_BWD = "issue 15 open: NaN/Inf positions of this backward differ from autograd through the reference"
@@ -349,12 +349,7 @@ OPEN_CPU = {
     "_slot_read_hard_bwd": "issue 15 open: indices of the wrong hop count are reported as a grad_scores shape error",
     "hash_lookup_or_insert_": "issue 15 open: the worker's model calls a case valid that the new table-full check refuses",
 }
-_FAKE = "issue 15 open: the fake (meta) kernel does not validate ranks / dtypes like the CPU op"
-OPEN_META = {op: _FAKE for op in (
-    "pub_mlp_memory_read", "pub_mlp_memory_write", "pub_mlp_memory_step", "mlp_memory_read",
-    "_mlp_memory_read_bwd", "mlp_memory_write", "mlp_memory_step", "_mlp_memory_step_",
-    "_mlp_memory_step_bwd_", "pub_slot_write_", "slot_write_", "_slot_read_bwd",
-    "_slot_read_hard_bwd")}
+OPEN_META = {}  # the fake kernels check ranks and dtypes like the CPU ops (was 13 entries)
 
 
 def _ops(open_findings, ops):
