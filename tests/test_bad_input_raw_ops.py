@@ -24,8 +24,10 @@ def run_isolated(code: str, timeout: float = 120) -> str:
     src = "import torch, memory_ext\nops = torch.ops.memory_ext\n" + textwrap.dedent(code)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     try:
+        # cwd: the tests folder, so `import memory_ext` is the installed package, not the
+        # repository's source folder (no compiled core in a fresh clone)
         r = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True,
-                           timeout=timeout, env=env)
+                           timeout=timeout, env=env, cwd=os.path.dirname(os.path.abspath(__file__)))
     except subprocess.TimeoutExpired:
         pytest.fail(f"probe hung (> {timeout} s)")
     assert r.returncode == 0, f"probe exited with {r.returncode}:\n{r.stdout}\n{r.stderr[-3000:]}"

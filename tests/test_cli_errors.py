@@ -12,7 +12,6 @@ import torch
 from memory_ext.babi import task_files
 from memory_ext.chat import CHECKPOINT_FORMAT, MemoryChatbot, checkpoint_digest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(d_model=16, nhead=2, memory_widths=(16, 24, 16), decoder_layers=1)
 
 # name -> argv; "{T}" is the folder of the fixture files (see `files`)
@@ -125,9 +124,11 @@ def make_files(t):
 
 
 def _run(argv):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # the installed package, as a user runs it: not from the repository root, where
+    # `python -m` would import the source folder (no compiled core in a fresh clone)
     return subprocess.run([sys.executable, "-m", "memory_ext.cli"] + argv, capture_output=True,
-                          text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+                          text=True, timeout=300, stdin=subprocess.DEVNULL,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

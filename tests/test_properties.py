@@ -227,9 +227,9 @@ def run_cases(specs, timeout=CASE_TIMEOUT_S):
     worker died or hung gets {"ok": False, "why": "crash ..." / "hang ..."}; the next worker starts
     after it."""
     results, todo = {}, list(specs)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(HERE.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-        MEMORY_EXT_DEBUG_NAN_FILL="1", OMP_NUM_THREADS="1")
+    # the installed memory_ext (the repository root on the path would import the source folder,
+    # which has no compiled core in a fresh clone)
+    env = dict(os.environ, MEMORY_EXT_DEBUG_NAN_FILL="1", OMP_NUM_THREADS="1")
     while todo:
         # the specs go through a file (a pipe would block the parent while the worker waits for
         # its own stdout to be read), stderr to a file too
