@@ -12,6 +12,7 @@ from torch import Tensor
 from ._device import check_device
 
 _EMPTY = -(2 ** 63)
+_MAX_NEXT_ID = 2 ** 62  # ids are int64: room for 2**62 more after any loaded table
 
 
 def _pow2_at_least(n: int) -> int:
@@ -135,8 +136,9 @@ class IntHashTable:
         e, next_id = state["entries"], int(state["next_id"])
         if not isinstance(e, Tensor) or e.dtype != torch.int64 or e.dim() != 2 or e.shape[1] != 3:
             raise ValueError("state_dict['entries'] must be an int64 tensor [M, 3]")
-        if next_id < 0:  # a negative next id would hand out ids that find() reports as absent
-            raise ValueError(f"state_dict['next_id'] must be >= 0, got {next_id}")
+        if not 0 <= next_id <= _MAX_NEXT_ID:  # negative: ids find() reports as absent; near
+            # the end of int64: new ids would overflow
+            raise ValueError(f"state_dict['next_id'] must be in [0, 2**62], got {next_id}")
         if e.shape[0]:
             if bool((e[:, 0] <= _EMPTY + 1).any()):
                 raise ValueError("state_dict['entries'] holds a reserved key")

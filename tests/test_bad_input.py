@@ -120,9 +120,21 @@ def test_hash_table_load_state_dict_refuses_a_negative_next_id():
     fresh = memory_ext.IntHashTable(16)
     before = (fresh.slots.clone(), fresh.meta.clone())
     bad = dict(state, entries=state["entries"][:0], next_id=-1)
-    with pytest.raises(ValueError, match=r"next_id'\] must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"next_id'\] must be in \[0, 2\*\*62\], got -1"):
         fresh.load_state_dict(bad)
+    with pytest.raises(ValueError, match=r"got 9223372036854775807"):  # new ids would overflow
+        fresh.load_state_dict(dict(bad, next_id=2 ** 63 - 1))
     assert torch.equal(fresh.slots, before[0]) and torch.equal(fresh.meta, before[1])
+
+
+def test_hash_insert_with_a_next_id_at_the_end_of_int64_is_an_error():
+    # found by the property tests under UBSan: meta's next id + 1 overflowed (signed, UB)
+    t = memory_ext.IntHashTable(16)
+    t.meta[2] = 2 ** 63 - 1
+    slots = t.slots.clone()
+    with pytest.raises(RuntimeError, match="meta: the next id 9223372036854775807 must be in"):
+        torch.ops.memory_ext.hash_lookup_or_insert_(t.slots, t.meta, torch.tensor([5]))
+    assert torch.equal(t.slots, slots)
 
 
 # --- clear errors instead of ZeroDivisionError / AssertionError -----------------------------------

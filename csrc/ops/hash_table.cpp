@@ -44,6 +44,11 @@ at::Tensor hash_lookup_or_insert_impl(const HashBackend& be, at::Tensor& slots, 
                                       const at::Tensor& keys) {
   check_table(slots, &meta);
   check_keys(keys, slots);
+  if (meta.is_cpu()) {  // the next ids must stay in int64 (a signed overflow otherwise)
+    const int64_t next = meta.data_ptr<int64_t>()[2];
+    TORCH_CHECK(next >= 0 && next <= INT64_MAX - keys.size(0), "meta: the next id ", next,
+                " must be in [0, 2^63 - 1 - number of keys] so that new ids fit int64");
+  }
   at::Tensor ids = at::empty({keys.size(0)}, keys.options());
   if (keys.numel() > 0) be.lookup_or_insert(slots, meta, keys.contiguous(), ids);
   return ids;
