@@ -18,7 +18,8 @@ echo "== asan stage: build done ($((SECONDS - T0)) s)"
 TESTS=(test_mlp_memory_forward.py test_mlp_memory_grad.py test_mlp_memory_inplace.py
        test_mlp_memory_errors.py test_mlp_memory_linear.py test_mlp_memory_saved.py
        test_delta_rule.py test_delta_rule_chunk.py test_delta_rule_step.py test_slots.py
-       test_hash_table.py test_token_table.py test_elastic_vocab.py test_bad_input.py)
+       test_hash_table.py test_token_table.py test_elastic_vocab.py test_bad_input.py
+       test_bad_input_raw_ops.py)
 [ -f tests/test_properties.py ] && TESTS+=(test_properties.py)
 # run from $OUT so that `import memory_ext` finds the sanitized build, not the source folder
 cd "$OUT"

@@ -194,16 +194,25 @@ def slot_write(M: Tensor, C: Tensor, count: Tensor, m: Tensor, c: Tensor, policy
     return M, C, count + 1
 
 
+def _live_rows(X: Tensor, live: Tensor) -> Tensor:
+    """X [B, N, d] with the rows of dead slots (live [B, N] False) replaced by 0."""
+    return torch.where(live[..., None], X, torch.zeros((), dtype=X.dtype, device=X.device))
+
+
 def slot_read(query: Tensor, M: Tensor, C: Tensor, count: Tensor, hops: int, R=None):
     """Soft multi-hop read, spec 3.2: (u [B, d], attention [B, K, N])."""
     N = M.shape[-2]
     live = torch.arange(N, device=query.device)[None, :] < count[:, None]  # [B, N]
     u, attn = query, []
     for k in range(hops):
-        Mk = M[k] if M.dim() == 4 else M
-        Ck = C[k] if C.dim() == 4 else C
+        # slots past count never take part: their rows are masked out (not multiplied by 0, which
+        # would turn a NaN there, or in a gradient, into NaN), so their gradients are exactly 0
+        Mk = _live_rows(M[k] if M.dim() == 4 else M, live)
+        Ck = _live_rows(C[k] if C.dim() == 4 else C, live)
         s = torch.einsum("bd,bnd->bn", u, Mk).masked_fill(~live, float("-inf"))
-        p = torch.softmax(s, -1).nan_to_num(0.0)  # an empty memory: all -inf -> 0
+        # a slot past count is not in the memory: its attention is 0 (an empty memory attends
+        # nowhere), also when a NaN or Inf among the live slots makes their attention NaN
+        p = torch.where(live, torch.softmax(s, -1), torch.zeros_like(s))
         o = torch.einsum("bn,bnd->bd", p, Ck)
         u = (u if R is None else u @ R.T) + o
         attn.append(p)
@@ -216,6 +225,7 @@ def slot_read_hard(query: Tensor, M: Tensor, Q: Tensor, count: Tensor, hops: int
     live = torch.arange(N, device=query.device)[None, :] < count[:, None]
     u, idx, scores = query, [], []
     rows = torch.arange(M.shape[0], device=query.device)
+    M = _live_rows(M, live)
     for _ in range(hops):
         s = torch.einsum("bd,bnd->bn", u, M).masked_fill(~live, float("-inf"))
         o = s.argmax(-1)  # first maximum: the lowest index on ties

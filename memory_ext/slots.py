@@ -92,7 +92,8 @@ def _hard_setup(ctx, inputs, output):
 
 def _hard_backward(ctx, _gidx, gscores):
     q, M, Q, count, idx = ctx.saved_tensors
-    gscores = torch.nan_to_num(gscores, nan=0.0, posinf=0.0, neginf=0.0)
+    # the kernel reads grad_scores of live slots only: a NaN or Inf gradient at a dead slot
+    # (whose score is -inf) is ignored, one at a live slot propagates like the reference's
     dq, dM, dQ = torch.ops.memory_ext._slot_read_hard_bwd(gscores, q, M, Q, count, idx)
     return dq, dM, dQ, None, None
 

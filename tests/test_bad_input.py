@@ -53,6 +53,67 @@ def test_scan_with_a_nan_write_key_gives_nan_reads_like_the_reference(act, rule)
     assert got[1, 1:].isnan().any() and not got[0].isnan().any()
 
 
+def _read_inputs(dtype=torch.float64, B=2, N=4, d=3, count=(2, 4)):
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(B, d, generator=g, dtype=dtype)
+    M = torch.randn(B, N, d, generator=g, dtype=dtype)
+    C = torch.randn(B, N, d, generator=g, dtype=dtype)
+    return q, M, C, torch.tensor(count)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_slot_read_non_finite_live_slot_propagates_and_dead_slots_stay_zero(bad):
+    q, M, C, count = _read_inputs()
+    q[0] = q[0].abs() + 0.5      # +Inf in M[0, 1] gives score +Inf: softmax of it is NaN
+    M[0, 1] = bad
+    M[1, 3] = float("nan")       # a live slot of row 1 (count 4)
+    M[0, 3] = float("nan")       # a dead slot of row 0 (count 2): never takes part
+    C[0, 2] = float("nan")
+    u, attn = memory_ext.slot_read(q, M, C, count, hops=2)
+    u_ref, attn_ref = reference.slot_read(q, M, C, count, 2)
+    assert torch.equal(attn.isnan(), attn_ref.isnan()) and torch.equal(u.isnan(), u_ref.isnan())
+    assert u[1].isnan().all()
+    if bad == float("-inf"):  # score -Inf: that slot gets attention 0, the read stays finite
+        assert u[0].isfinite().all() and torch.equal(attn[0, 0, 1], torch.zeros((), dtype=attn.dtype))
+    else:
+        assert u[0].isnan().all()
+    assert torch.equal(attn[0, :, 2:], torch.zeros(2, 2, dtype=attn.dtype))  # dead: exactly 0
+
+
+def test_slot_read_dead_slots_get_zero_gradient_even_when_the_read_is_nan():
+    q, M, C, count = _read_inputs()
+    M[0, 0] = float("nan")  # row 0's read is NaN
+    q, M, C = (t.requires_grad_() for t in (q, M, C))
+    u, _ = memory_ext.slot_read(q, M, C, count, hops=2)
+    gq, gM, gC = torch.autograd.grad(u.sum(), (q, M, C))
+    rq, rM, rC = torch.autograd.grad(reference.slot_read(q, M, C, count, 2)[0].sum(), (q, M, C))
+    for got, want in ((gq, rq), (gM, rM), (gC, rC)):
+        assert torch.equal(got.isfinite(), want.isfinite())
+    assert gM[0].isnan().any() and torch.equal(gM[0, 2:], torch.zeros(2, 3, dtype=gM.dtype))
+    assert torch.equal(gC[0, 2:], torch.zeros(2, 3, dtype=gC.dtype))
+
+
+def test_slot_read_hard_nan_score_gradient_of_a_live_slot_propagates():
+    q, M, C, count = _read_inputs()
+    q, M = q.requires_grad_(), M.requires_grad_()
+    idx, scores = memory_ext.slot_read_hard(q, M, C, count, hops=2)
+    g = torch.zeros_like(scores)
+    g[0, 0, 3] = float("nan")  # a dead slot of row 0: ignored, like the reference's masked_fill
+    g[1, 1, 0] = float("nan")  # a live slot of row 1: NaN in row 1's gradients (was zeroed)
+    gq, gM = torch.autograd.grad(scores, (q, M), g)
+    rq, rM = torch.autograd.grad(reference.slot_read_hard(q, M, C, count, 2)[1], (q, M), g)
+    assert torch.equal(gq.isnan(), rq.isnan()) and torch.equal(gM.isnan(), rM.isnan())
+    assert gq[1].isnan().all() and not gq[0].isnan().any()
+
+
+def test_slot_read_hard_bwd_hop_count_mismatch_names_both_arguments():
+    q, M, C, count = _read_inputs(dtype=torch.float32, count=(4, 4))
+    idx, scores = OPS.slot_read_hard(q, M, C, count, 2)
+    with pytest.raises(RuntimeError, match="indices .* and grad_scores .* disagree on the hop count K: "
+                                           "indices has K = 3, grad_scores has K = 2"):
+        OPS._slot_read_hard_bwd(torch.ones_like(scores), q, M, C, count, torch.zeros(2, 3, dtype=torch.long))
+
+
 # --- a meta tensor among CPU tensors runs no fake kernel ------------------------------------------
 def test_meta_tensor_mixed_with_cpu_is_refused():
     W = _weights(torch.float32)

@@ -336,19 +336,10 @@ def _check(cases, op, what):
     return ok_returned
 
 
-# Ops whose generated cases still fail on this commit (7 CPU entries): open findings of issue 15, listed in its
-# closing note. strict: each turns into a failure the moment it passes, so the list can only
-# shrink. Not a loosening: every other case of these ops is still checked by the same test.
-_NAN_BWD = "issue 15 open: NaN/Inf positions of this backward differ from autograd through the reference"
-OPEN_CPU = {
-    "_mlp_memory_scan_bwd": _NAN_BWD,
-    "_mlp_memory_step_bwd_": _NAN_BWD,
-    "_slot_read_bwd": _NAN_BWD,
-    "slot_read": "issue 15 open: -Inf in M gives NaN attention; the reference's nan_to_num gives 0",
-    "pub_slot_read": "issue 15 open: -Inf in M gives NaN attention; the reference's nan_to_num gives 0",
-    "_slot_read_hard_bwd": "issue 15 open: indices of the wrong hop count are reported as a grad_scores shape error",
-    "hash_lookup_or_insert_": "issue 15 open: the worker's model calls a case valid that the new table-full check refuses",
-}
+# Ops whose generated cases fail on this commit, as strict xfails naming the finding (issue 15's
+# last seven were fixed: backward NaN/Inf contract, dead slots, hop-count message, worker model).
+# strict: an entry turns into a failure the moment it passes, so the list can only shrink.
+OPEN_CPU = {}
 OPEN_META = {}  # the fake kernels check ranks and dtypes like the CPU ops (was 13 entries)
 
 

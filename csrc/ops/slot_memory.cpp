@@ -219,6 +219,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_hard_bwd_impl(
   TORCH_CHECK(indices.size(0) == s.B && indices.device() == query.device(),
               "indices must be int64 [B, K] = [", s.B, ", ", s.K, "] on ", query.device(),
               ", got ", indices.sizes(), " on ", indices.device());
+  TORCH_CHECK(grad_scores.dim() != 3 || grad_scores.size(1) == hops,
+              "indices [B, K] and grad_scores [B, K, N] disagree on the hop count K: indices has K = ",
+              hops, ", grad_scores has K = ", grad_scores.size(1));
   TORCH_CHECK(grad_scores.sizes() == at::IntArrayRef({s.B, s.K, s.N}) &&
                   grad_scores.scalar_type() == query.scalar_type() &&
                   grad_scores.device() == query.device(),
