@@ -71,8 +71,9 @@ class CMakeBuild(build_ext):
 
 setup(
     version=VERSION,
-    packages=["memory_ext", "memory_ext.bench"],
-    package_data={"memory_ext": ["data/*.pt"]},  # the small chatbot checkpoint `memory-ext chat` uses
+    packages=["memory_ext", "memory_ext.ops", "memory_ext.ops.delta_rule", "memory_ext.nn",
+              "memory_ext.babi", "memory_ext.chat", "memory_ext.bench"],
+    package_data={"memory_ext.chat": ["data/*.pt"]},  # the small chatbot checkpoint `memory-ext chat` uses
     ext_modules=[CMakeExtension("memory_ext._C")],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,

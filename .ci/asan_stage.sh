@@ -24,7 +24,7 @@ TESTS=(test_mlp_memory_forward.py test_mlp_memory_grad.py test_mlp_memory_inplac
 # run from $OUT so that `import memory_ext` finds the sanitized build, not the source folder
 cd "$OUT"
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" \
-PYTHONMALLOC=malloc PYTHONPATH="$PWD/site" \
+PYTHONMALLOC=malloc PYTHONPATH="$PWD/site" MEMORY_EXT_PROPERTY_CASE_TIMEOUT=30 \
 ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_odr_violation=0" \
 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
   ../.venv/bin/python -m pytest -q -p no:cacheprovider "${TESTS[@]/#/../tests/}"

@@ -4,7 +4,7 @@
 #   - FORCE_CUDA=1 build for sm_80 and sm_90: every .cu file with --Werror=all-warnings and
 #     ptxas --warn-on-spills (a warning or a spill fails the build), ptxas -v into the log;
 #   - fails when build_info() does not say CUDA with exactly these archs, when an op of
-#     memory_ext/cuda_kernels.py has no CUDA kernel in the dispatcher, or ptxas reports a spill;
+#     memory_ext/ops/cuda_kernels.py has no CUDA kernel in the dispatcher, or ptxas reports a spill;
 #   - runs the test suite against that build (CUDA cases skip: no GPU here), all but the
 #     emulator tests (they build their own binaries from the sources; stage 1 runs them).
 # Output: build-cuda/ (build log, ptxas table as markdown and JSON).
@@ -40,7 +40,7 @@ stage "build_info and the CUDA registrations"
 (cd "$OUT" && "../$VENV/bin/python" - "$WANT_ARCHS") <<'PY'
 import sys
 import memory_ext
-from memory_ext.cuda_kernels import CUDA_KERNEL_OPS, missing_cuda_kernels
+from memory_ext.ops.cuda_kernels import CUDA_KERNEL_OPS, missing_cuda_kernels
 info = memory_ext.build_info()
 print("build_info:", info)
 if info["cuda"] is not True:
@@ -50,7 +50,7 @@ if info["cuda_archs"] != sys.argv[1]:
 missing = missing_cuda_kernels()
 if missing:
     sys.exit(f"cuda stage: no CUDA kernel registered for {missing}")
-print(f"all {len(CUDA_KERNEL_OPS)} ops of memory_ext/cuda_kernels.py have a CUDA kernel")
+print(f"all {len(CUDA_KERNEL_OPS)} ops of memory_ext/ops/cuda_kernels.py have a CUDA kernel")
 PY
 
 stage "test suite against the CUDA build"

@@ -1,22 +1,29 @@
 """memory_ext: fused PyTorch ops for memories a network writes at test time.
 
-The fast-weight MLP memory of Metalearned Neural Memory (Munkhdalai et al. 2019) as fused
-CPU / CUDA ops with autograd: ``mlp_memory_read``, ``mlp_memory_write``, ``mlp_memory_step``,
-``mlp_memory_scan``; the module ``MLPMemory``; the plain-PyTorch oracle ``memory_ext.reference``.
+Layers (docs/layout.md):
+    memory_ext.ops    the fused-op fronts, their fake kernels and Python autograd, and
+                      ``reference`` (the plain-PyTorch oracle of docs/spec.md)
+    memory_ext.nn     modules: MLPMemory, ElasticEmbedding, ElasticVocab, MNMController, ...
+    memory_ext.babi   the bAbI application (data, MemN2N, MemNN, MNM, training, CLI)
+    memory_ext.chat   the chatbot application (bot, dialogues, training, CLI, checkpoint)
+    memory_ext.bench  ``memory-ext bench``
+
+The names below are the public API; they stay importable from the top level.
 """
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C  # noqa: F401  (registers torch.ops.memory_ext.*)
-from . import _meta  # noqa: F401  (fake kernels; autograd is in C++: csrc/ops/mlp_memory_autograd.cpp)
-from .ops import mlp_memory_read, mlp_memory_scan, mlp_memory_step, mlp_memory_write
-from .modules import MLPMemory
-from .delta_rule import delta_rule, delta_rule_step
 from ._C import TokenTable
-from .hash_table import IntHashTable
-from .elastic import ElasticEmbedding
-from .vocab import ElasticVocab
-from .slots import slot_read, slot_read_hard, slot_write_
-from .controller import MemoryTransformerBlock, MNMController, mnm_loss
+from .nn.controller import MemoryTransformerBlock, MNMController, mnm_loss
+from .nn.elastic_embedding import ElasticEmbedding
+from .nn.elastic_vocab import ElasticVocab
+from .nn.mlp_memory import MLPMemory
+from .ops import reference
+from .ops.delta_rule import delta_rule, delta_rule_step
+from .ops.gather_rows import gather_rows
+from .ops.hash_table import IntHashTable
+from .ops.mlp_memory import mlp_memory_read, mlp_memory_scan, mlp_memory_step, mlp_memory_write
+from .ops.slots import slot_read, slot_read_hard, slot_write_
 
 __version__ = _C.build_info()["version"]
 
@@ -42,11 +49,13 @@ __all__ = [
     "build_info",
     "delta_rule",
     "delta_rule_step",
+    "gather_rows",
     "mlp_memory_read",
     "mlp_memory_scan",
     "mlp_memory_step",
     "mlp_memory_write",
     "mnm_loss",
+    "reference",
     "slot_read",
     "slot_read_hard",
     "slot_write_",

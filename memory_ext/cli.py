@@ -63,7 +63,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _babi(args: argparse.Namespace) -> int:
-    from .babi_cli import run
+    from .babi.cli import run
     run(args)
     return 0
 
@@ -90,10 +90,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--ops", help=f"comma list of ops to run: {','.join(BENCH_OPS)} (default all)")
     b.set_defaults(func=_bench)
     bb = sub.add_parser("babi", help="train and test MemN2N / MemNN / MNM on the bAbI tasks, one model per task")
-    from .babi_cli import add_arguments
+    from .babi.cli import add_arguments
     add_arguments(bb)
     bb.set_defaults(func=_babi)
-    from .chat_cli import add_arguments as add_chat_arguments
+    from .chat.cli import add_arguments as add_chat_arguments
     add_chat_arguments(sub)
     i = sub.add_parser("info", help="print how the compiled core was built")
     i.set_defaults(func=_info)

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import memory_ext
-from memory_ext import babi, reference
-from memory_ext.babi_cli import parse_tasks
+from memory_ext import reference
+from memory_ext.babi import data as babi
+from memory_ext.babi.cli import parse_tasks
 from memory_ext.cli import main
-from memory_ext.memn2n import MemN2N, position_encoding, time_indices
+from memory_ext.babi.memn2n import MemN2N, position_encoding, time_indices
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "babi")
 LINES = ["1 Mary moved to the bathroom.", "2 John went to the hallway.",
@@ -120,7 +121,7 @@ def test_cli_babi_refuses_a_negative_weight_decay(tmp_path, capsys):
 def test_mnm_weight_decay_shrinks_the_weights():
     if not os.path.isdir(DATA):
         pytest.skip("shared bAbI data not found")
-    from memory_ext.mnm_babi import train_mnm
+    from memory_ext.babi.mnm import train_mnm
     norms = {}
     for wd in (0.0, 50.0):  # a decay this large dominates one epoch of lr 1e-3 steps
         model = train_mnm(DATA, 1, split="en", epochs=1, weight_decay=wd, hidden=16, d=8,
@@ -130,7 +131,7 @@ def test_mnm_weight_decay_shrinks_the_weights():
 
 
 def test_memnn_time_features_prefer_the_nearest_memory_older_than_the_chosen_one():
-    from memory_ext.memnn import MemNN
+    from memory_ext.babi.memnn import MemNN
     m = MemNN(vocab_size=6, memory_size=5, d=4, time_scale=2.0, word_match=False)
     with torch.no_grad():
         for p in m.parameters():
@@ -157,7 +158,7 @@ def test_memnn_time_features_prefer_the_nearest_memory_older_than_the_chosen_one
 
 
 def test_memnn_word_match_counts_words_shared_with_the_question_and_chosen_memories():
-    from memory_ext.memnn import MemNN
+    from memory_ext.babi.memnn import MemNN
     m = MemNN(vocab_size=6, memory_size=4, d=4, time_scale=3.0)
     with torch.no_grad():
         for p in m.parameters():
@@ -176,7 +177,7 @@ def test_memnn_word_match_counts_words_shared_with_the_question_and_chosen_memor
 
 
 def test_mnm_reader_right_aligns_stories_and_matches_the_reference_memory():
-    from memory_ext.mnm_babi import MNMReader, length_batches
+    from memory_ext.babi.mnm import MNMReader, length_batches
     torch.manual_seed(0)
     m = MNMReader(vocab_size=15, sentence_len=4, d=8, hidden=12, memory_widths=(8, 12, 8)).double()
     st = torch.randint(1, 15, (3, 5, 4))

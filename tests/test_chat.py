@@ -6,13 +6,13 @@ import os
 import pytest
 import torch
 
-from memory_ext.chat import (MemoryChatbot, UncheckedCheckpointWarning, checkpoint_digest,
+from memory_ext.chat.bot import (MemoryChatbot, UncheckedCheckpointWarning, checkpoint_digest,
                              default_checkpoint, normalize)
-from memory_ext.chat_cli import MAX_LINE, chat_session
-from memory_ext.chat_train import encode_batch, conversation_loss, eval_recall
+from memory_ext.chat.cli import MAX_LINE, chat_session
+from memory_ext.chat.train import encode_batch, conversation_loss, eval_recall
 from memory_ext.cli import main
-from memory_ext.dialogues import FACTS, DialogueGenerator, load_chat_dir, load_pairs
-from memory_ext.vocab import tokenize
+from memory_ext.chat.dialogues import FACTS, DialogueGenerator, load_chat_dir, load_pairs
+from memory_ext.nn.elastic_vocab import tokenize
 
 CHAT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "chat")
 TINY = dict(d_model=16, nhead=2, memory_widths=(16, 24, 16), decoder_layers=1)

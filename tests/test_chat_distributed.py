@@ -20,7 +20,7 @@ def _worker(rank, world, port, out_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     import torch
     torch.set_num_threads(1)
-    from memory_ext.chat_cli import run_train
+    from memory_ext.chat.cli import run_train
     args = argparse.Namespace(out=os.path.join(out_dir, "bot.pt"), conversations=24, epochs=1,
                               batch_size=4, lr=2e-3, seed=0, data=None, impl="fused", threads=1,
                               eval=0)
@@ -44,7 +44,7 @@ def _babi_worker(rank, world, port, out_dir, data):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     import torch
     torch.set_num_threads(1)
-    from memory_ext.mnm_babi import train_mnm
+    from memory_ext.babi.mnm import train_mnm
     r = train_mnm(data, 1, split="en", epochs=1, d=16, hidden=16, memory_widths=(16, 16))
     sums = [float(p.detach().double().sum()) for p in r["model"].parameters()]
     with open(os.path.join(out_dir, f"babi{rank}.json"), "w") as f:

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from memory_ext.babi import task_files
-from memory_ext.chat import CHECKPOINT_FORMAT, MemoryChatbot, checkpoint_digest
+from memory_ext.babi.data import task_files
+from memory_ext.chat.bot import CHECKPOINT_FORMAT, MemoryChatbot, checkpoint_digest
 
 TINY = dict(d_model=16, nhead=2, memory_widths=(16, 24, 16), decoder_layers=1)
 

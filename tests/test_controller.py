@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import memory_ext
+import memory_ext.nn.mnm_sequence  # noqa: F401  (monkeypatched below)
 from memory_ext import reference
-from memory_ext.controller import MemoryTransformerBlock, MNMController, mnm_loss
+from memory_ext.nn.controller import MemoryTransformerBlock, MNMController, mnm_loss
 
 
 def _assert_same_grads(loss, module, loss_ref, module_ref, **tol):
@@ -170,7 +171,7 @@ def test_sequence_node_matches_the_step_loop_with_mask_and_carried_state(rule, c
     and the gradients of x, every parameter and the state carried in from an earlier call
     (which itself needs gradients), with masked steps; checkpoint_every 2 re-anchors the undone
     weights at stored copies."""
-    monkeypatch.setattr(memory_ext.mnm_sequence, "CHECKPOINT_EVERY", checkpoint_every)
+    monkeypatch.setattr(memory_ext.nn.mnm_sequence, "CHECKPOINT_EVERY", checkpoint_every)
     torch.manual_seed(7)
     node = MNMController(5, 9, 4, memory_widths=[6, 8, 5], heads=2, rule=rule).double()
     loop = copy.deepcopy(node)

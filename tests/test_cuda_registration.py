@@ -1,9 +1,9 @@
 """Every op that the README says has a CUDA kernel has one registered in a CUDA build
-(memory_ext/cuda_kernels.py); checked through the dispatcher, so no GPU is needed."""
+(memory_ext/ops/cuda_kernels.py); checked through the dispatcher, so no GPU is needed."""
 import torch
 
 import memory_ext
-from memory_ext.cuda_kernels import CUDA_KERNEL_OPS, has_cuda_kernel, missing_cuda_kernels
+from memory_ext.ops.cuda_kernels import CUDA_KERNEL_OPS, has_cuda_kernel, missing_cuda_kernels
 
 
 def test_every_listed_op_is_a_defined_op():

@@ -7,7 +7,7 @@ import torch
 
 import memory_ext
 from memory_ext import reference as ref
-from memory_ext.delta_rule_chunk import chunk_delta_rule, fused_chunk_delta_rule
+from memory_ext.ops.delta_rule.chunk import chunk_delta_rule, fused_chunk_delta_rule
 
 
 def _inputs(N, T, H, K, V, dtype=torch.float64, seed=0):

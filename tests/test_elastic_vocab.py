@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from memory_ext import ElasticEmbedding, ElasticVocab
-from memory_ext.vocab import tokenize
+from memory_ext.nn.elastic_vocab import tokenize
 
 WORDS = [f"word{i}" for i in range(20)]
 

@@ -1,12 +1,12 @@
 """The in-place step ops (_mlp_memory_step_ and _mlp_memory_step_bwd_), used by callers that own
-the memory weights (memory_ext/mnm_sequence.py): against the functional mlp_memory_step and its
+the memory weights (memory_ext/nn/mnm_sequence.py): against the functional mlp_memory_step and its
 autograd backward, the undo of a write, opcheck, and bad input."""
 import pytest
 import torch
 
 from _inputs import RULES, Shape, make_inputs
 
-from memory_ext._meta import step_saved_numel
+from memory_ext.ops.mlp_memory import step_saved_numel
 
 # opcheck's test_schema goes through torch.jit, which warns that it is deprecated
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit")

@@ -36,7 +36,9 @@ from hypothesis import strategies as st
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "properties_worker.py"
 EXAMPLES = int(os.environ.get("MEMORY_EXT_PROPERTY_EXAMPLES", "60"))  # cases per op
-CASE_TIMEOUT_S = 4.0    # a case running longer is a hang (the worker is killed and restarted)
+# a case running longer is a hang (the worker is killed and restarted); the sanitizer stage,
+# several times slower, sets a longer one
+CASE_TIMEOUT_S = float(os.environ.get("MEMORY_EXT_PROPERTY_CASE_TIMEOUT", "4"))
 
 I32 = 2 ** 31
 MUTATIONS = ["none"] * 6 + ["nan", "posinf", "neginf", "shape", "rank", "dtype_int", "dtype_float",

@@ -77,7 +77,7 @@ step build 240 env FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.
   MEMORY_EXT_PTXAS_VERBOSE=1 "$PY" setup.py build_ext --inplace
 step ptxas 20 "$PY" tools/ptxas_report.py "$OUT/build.log" --json "$OUT/ptxas.json" \
   --markdown "$OUT/ptxas.md" --fail-on-spill
-step registrations 30 "$PY" -c "import sys, memory_ext; from memory_ext.cuda_kernels import missing_cuda_kernels as m; i = memory_ext.build_info(); print(i); sys.exit(0 if i['cuda'] and not m() else f'cuda={i[\"cuda\"]} missing={m()}')"
+step registrations 30 "$PY" -c "import sys, memory_ext; from memory_ext.ops.cuda_kernels import missing_cuda_kernels as m; i = memory_ext.build_info(); print(i); sys.exit(0 if i['cuda'] and not m() else f'cuda={i[\"cuda\"]} missing={m()}')"
 step tests 120 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests
 for tool in memcheck racecheck synccheck initcheck; do
   step "$tool" 60 compute-sanitizer --tool "$tool" --error-exitcode 9 "$PY" tools/gpu_kernel_smoke.py

@@ -7,7 +7,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 
-from ..controller import MNMController
+from .. import MNMController
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 from .. import reference as ref
-from ..ops import mlp_memory_scan, mlp_memory_step
+from .. import mlp_memory_scan, mlp_memory_step
 
 
 @dataclass(frozen=True)

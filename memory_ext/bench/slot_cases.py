@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 from .. import reference as ref
-from ..slots import slot_read
+from .. import slot_read
 
 
 @dataclass(frozen=True)

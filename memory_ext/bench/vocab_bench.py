@@ -12,9 +12,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from ..elastic import ElasticEmbedding
-from ..hash_table import IntHashTable
-from .._C import TokenTable
+from .. import ElasticEmbedding, IntHashTable, TokenTable
 from .timing import _sync
 
 

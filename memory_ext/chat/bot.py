@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .controller import MemoryTransformerBlock
-from .vocab import EOS, PAD, SOS, ElasticVocab, tokenize
+from ..nn.controller import MemoryTransformerBlock
+from ..nn.elastic_vocab import EOS, PAD, SOS, ElasticVocab, tokenize
 
 CHECKPOINT_FORMAT = "memory_ext.MemoryChatbot/1"
 DEFAULT_CONFIG = dict(d_model=64, nhead=4, memory_widths=(64, 128, 64), rule="local",

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ._device import check_device
+from ._fake import _fake
 
 _EMPTY = -(2 ** 63)
 _MAX_NEXT_ID = 2 ** 62  # ids are int64: room for 2**62 more after any loaded table
@@ -152,3 +153,24 @@ class IntHashTable:
         self.slots = slots
         self.meta = torch.tensor([e.shape[0], e.shape[0], next_id], dtype=torch.int64, device=self.device)
         self._used_bound = e.shape[0]
+
+
+# --- fake (meta) kernels: output shapes for torch.compile and opcheck ---------------------------
+@_fake("hash_lookup_or_insert_")
+def _hash_lookup_or_insert_fake(slots, meta, keys):
+    return keys.new_empty(keys.shape)
+
+
+@_fake("hash_find")
+def _hash_find_fake(slots, keys):
+    return keys.new_empty(keys.shape), keys.new_empty(keys.shape)
+
+
+@_fake("hash_erase_")
+def _hash_erase_fake(slots, meta, keys):
+    return keys.new_empty(keys.shape, dtype=torch.bool)
+
+
+@_fake("_hash_rebuild_")
+def _hash_rebuild_fake(slots, entries):
+    return None

@@ -7,7 +7,23 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from .ops import mlp_memory_scan, mlp_memory_step
+from ..ops.mlp_memory import mlp_memory_scan, mlp_memory_step
+
+
+def check_memory_config(widths: Sequence[int], rule: str, name: str = "widths") -> List[int]:
+    """The widths [n_0, ..., n_L] (L = 1..4 layers, positive) as ints, and the rule checked."""
+    widths = [int(w) for w in widths]
+    if not 2 <= len(widths) <= 5 or min(widths) < 1:
+        raise ValueError(f"{name} must list 2 to 5 positive widths [n_0, ..., n_L], got {widths}")
+    if rule not in ("local", "grad"):
+        raise ValueError(f"rule must be 'local' or 'grad', got {rule!r}")
+    return widths
+
+
+def initial_weights(widths: Sequence[int], std: float = 1.0) -> List[Tensor]:
+    """Random W_0: L matrices [n_{l+1}, n_l] with entries of std / sqrt(n_l)."""
+    return [torch.randn(widths[l + 1], widths[l]) * (std / math.sqrt(widths[l]))
+            for l in range(len(widths) - 1)]
 
 
 class MLPMemory(nn.Module):
@@ -38,15 +54,9 @@ class MLPMemory(nn.Module):
     def __init__(self, widths: Sequence[int], *, activation: str = "tanh", rule: str = "local",
                  learnable: bool = True, init_std: float = 1.0):
         super().__init__()
-        widths = [int(w) for w in widths]
-        if not 2 <= len(widths) <= 5 or min(widths) < 1:
-            raise ValueError(f"widths must list 2 to 5 positive widths [n_0, ..., n_L], got {widths}")
-        if rule not in ("local", "grad"):
-            raise ValueError(f"rule must be 'local' or 'grad', got {rule!r}")
+        widths = check_memory_config(widths, rule)
         self.widths, self.activation, self.rule = widths, activation, rule
-        init = [torch.randn(widths[l + 1], widths[l]) * (init_std / math.sqrt(widths[l]))
-                for l in range(len(widths) - 1)]
-        for l, w in enumerate(init):
+        for l, w in enumerate(initial_weights(widths, init_std)):
             if learnable:
                 self.register_parameter(f"w0_{l}", nn.Parameter(w))
             else:

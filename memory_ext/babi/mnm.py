@@ -10,9 +10,9 @@ from typing import Dict, Iterator
 import torch
 from torch import Tensor, nn
 
-from . import babi
-from .babi_train import prepare_task
-from .controller import MNMController, mnm_loss
+from ..nn.controller import MNMController, mnm_loss
+from . import data as babi
+from .data import prepare_task
 from .memn2n import position_encoding
 
 
@@ -97,7 +97,7 @@ def train_mnm(data_dir: str, task: int, *, split: str = "en-10k", epochs: int = 
 
     Under `torchrun --nproc_per_node N` the model runs under DistributedDataParallel (gloo on
     CPU, nccl on CUDA) and each rank trains on its 1/N of the training examples."""
-    from .distributed import init_from_env
+    from ..distributed import init_from_env
     joined = init_from_env()
     rank, world = joined if joined is not None else (0, 1)
     t0 = time.perf_counter()

@@ -8,6 +8,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._fake import _dtype_like, _fake, _rank
+
 
 def slot_write_(M: Tensor, C: Tensor, count: Tensor, m: Tensor, c: Tensor,
                 policy: str = "append") -> None:
@@ -101,3 +103,42 @@ def _hard_backward(ctx, _gidx, gscores):
 torch.library.register_autograd("memory_ext::slot_read", _read_backward, setup_context=_read_setup)
 torch.library.register_autograd("memory_ext::slot_read_hard", _hard_backward,
                                 setup_context=_hard_setup)
+
+
+# --- fake (meta) kernels: output shapes for torch.compile and opcheck ---------------------------
+@_fake("slot_write_")
+def _slot_write_fake(M, C, count, m, c, policy):
+    _rank("slot_write_", "M", M, 3)
+    for n, t in (("C", C), ("m", m), ("c", c)):
+        _dtype_like("slot_write_", n, t, M, "M")
+    return None
+
+
+@_fake("slot_read")
+def _slot_read_fake(query, M, C, count, hops, R):
+    B, d = query.shape
+    N = M.shape[-2]
+    return query.new_empty(B, d), query.new_empty(B, hops, N), query.new_empty(B, hops, d)
+
+
+@_fake("_slot_read_bwd")
+def _slot_read_bwd_fake(grad_u, grad_attention, M, C, count, R, saved_u, attention):
+    _rank("_slot_read_bwd", "grad_u", grad_u, 2)
+    _rank("_slot_read_bwd", "M", M, 3, 4)
+    d = grad_u.shape[1]
+    dR = grad_u.new_empty(d, d) if R is not None else grad_u.new_empty(0)
+    return grad_u.new_empty(grad_u.shape), M.new_empty(M.shape), C.new_empty(C.shape), dR
+
+
+@_fake("slot_read_hard")
+def _slot_read_hard_fake(query, M, Q, count, hops):
+    B, N = M.shape[0], M.shape[1]
+    return count.new_empty(B, hops), query.new_empty(B, hops, N)
+
+
+@_fake("_slot_read_hard_bwd")
+def _slot_read_hard_bwd_fake(grad_scores, query, M, Q, count, indices):
+    _rank("_slot_read_hard_bwd", "query", query, 2)
+    _rank("_slot_read_hard_bwd", "M", M, 3)
+    _rank("_slot_read_hard_bwd", "indices", indices, 2)
+    return query.new_empty(query.shape), M.new_empty(M.shape), Q.new_empty(Q.shape)

@@ -1,4 +1,4 @@
-"""The delta rule in flash-linear-attention's call layout (shared/spec/memory-ops.md section 2).
+"""The delta rule in flash-linear-attention's call layout (docs/spec.md section 2).
 
 The delta rule is the one-layer linear case of the fast-weight memory (spec 1.4): with the state
 S [K, V] of one head as W = S^T, one step S += beta k (v - S^T k)^T is a local-rule write of
@@ -13,9 +13,10 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .delta_rule_chunk import chunk_delta_rule, fused_chunk_delta_rule
-from .ops import mlp_memory_scan
-from .reference import l2norm
+from .._fake import _fake
+from ..mlp_memory import mlp_memory_scan
+from ..reference import l2norm
+from .chunk import chunk_delta_rule, fused_chunk_delta_rule
 
 # mode=None: the chunk form from this many steps on, per device type. CPU: the fused chunk
 # kernel beat the recurrent form at every T measured, 1..1024 (B=2 H=4 K=V=64 and 128, forward
@@ -195,3 +196,9 @@ def delta_rule_step(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, state: Tensor
         out = v.new_empty(v.shape)
     torch.ops.memory_ext.delta_rule_step_(state, q, k, v, beta, scale, out)
     return out
+
+
+# --- fake (meta) kernels: output shapes for torch.compile and opcheck ---------------------------
+@_fake("delta_rule_step_")
+def _delta_rule_step_fake(state, q, k, v, beta, scale, out):
+    return None  # writes state and out in place

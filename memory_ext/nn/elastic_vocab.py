@@ -8,25 +8,30 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._C import TokenTable
-from .elastic import ElasticEmbedding
+from .._C import TokenTable
+from .elastic_embedding import ElasticEmbedding
 
 SPECIALS = ("<PAD>", "<SOS>", "<EOS>", "<UNK>")
 PAD, SOS, EOS, UNK = range(4)
 _FORMAT = "memory_ext.ElasticVocab/1"
 _APOSTROPHES = re.compile(r"['\u2019\u2018`]")
 _TOKENS = re.compile(r"\w+|[^\w\s]")
+_MARK = re.compile(r"[^\w\s]")
 
 
-def tokenize(text: str) -> List[str]:
-    """The seed's rules: lower case, drop apostrophes, split punctuation from words.
+def tokenize(text: str, punctuation: bool = True) -> List[str]:
+    """The seed's rules: lower case, drop apostrophes, split punctuation from words (each mark
+    one token; punctuation=False drops them, as the bAbI reader does).
 
     >>> tokenize("Don't PANIC, it's fine!")
     ['dont', 'panic', ',', 'its', 'fine', '!']
+    >>> tokenize("Where is Mary?", punctuation=False)
+    ['where', 'is', 'mary']
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return _TOKENS.findall(_APOSTROPHES.sub("", text.lower()))
+    tokens = _TOKENS.findall(_APOSTROPHES.sub("", text.lower()))
+    return tokens if punctuation else [t for t in tokens if not _MARK.fullmatch(t)]
 
 
 class ElasticVocab(nn.Module):

@@ -11,15 +11,15 @@ plain-PyTorch oracle (memory_ext.reference), for tests and speed comparisons.
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from . import reference
+from ..ops import reference
+from ..ops.mlp_memory import mlp_memory_scan, mlp_memory_step
+from .mlp_memory import check_memory_config, initial_weights
 from .mnm_sequence import SequenceSpec, local_targets, mnm_sequence, split_heads
-from .ops import mlp_memory_scan, mlp_memory_step
 
 _IMPLS = ("fused", "reference")
 
@@ -35,11 +35,7 @@ class _MemoryHeads(nn.Module):
     def __init__(self, features: int, widths: Sequence[int], heads: int, rule: str,
                  activation: str, impl: str, n_beta: int = 8):
         super().__init__()
-        widths = [int(w) for w in widths]
-        if not 2 <= len(widths) <= 5 or min(widths) < 1:
-            raise ValueError(f"memory_widths must list 2 to 5 positive widths, got {widths}")
-        if rule not in ("local", "grad"):
-            raise ValueError(f"rule must be 'local' or 'grad', got {rule!r}")
+        widths = check_memory_config(widths, rule, "memory_widths")
         if impl not in _IMPLS:
             raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
         if heads < 1:
@@ -50,9 +46,7 @@ class _MemoryHeads(nn.Module):
         self.interact = nn.Linear(features, n_beta + heads * (2 * n0 + nL))
         self.beta = nn.Linear(n_beta, 1)
         self.targets = nn.ModuleList([nn.Linear(nL, w) for w in widths[1:]]) if rule == "local" else None
-        self.w0 = nn.ParameterList([
-            nn.Parameter(torch.randn(widths[l + 1], widths[l]) / math.sqrt(widths[l]))
-            for l in range(len(widths) - 1)])
+        self.w0 = nn.ParameterList([nn.Parameter(w) for w in initial_weights(widths)])
 
     @property
     def read_width(self) -> int:
@@ -90,12 +84,9 @@ class _MemoryHeads(nn.Module):
         k_w, targets, beta, k_r, v_w = self.interaction(f, maps)
         if write is not None:
             beta = beta * write.to(beta.dtype)
-        if self.impl == "fused":
-            W, reads, recon = mlp_memory_step(W, k_w, targets, beta, k_r, rule=self.rule,
-                                              activation=self.activation, recon_values=v_w)
-        else:
-            W, reads, recon = reference.mlp_step(W, k_w, targets, beta, k_r, rule=self.rule,
-                                                 activation=self.activation, recon_values=v_w)
+        step = mlp_memory_step if self.impl == "fused" else reference.mlp_step
+        W, reads, recon = step(W, k_w, targets, beta, k_r, rule=self.rule, activation=self.activation,
+                               recon_values=v_w)
         return W, reads.flatten(1), recon
 
     def scan(self, W: List[Tensor], f: Tensor, mask: Optional[Tensor] = None):
@@ -104,12 +95,9 @@ class _MemoryHeads(nn.Module):
         k_w, targets, beta, k_r, v_w = self.interaction(f)
         if mask is not None:
             beta = beta * mask.to(beta.dtype)
-        if self.impl == "fused":
-            reads, W, recon = mlp_memory_scan(W, k_w, targets, beta, k_r, rule=self.rule,
-                                              activation=self.activation, recon_values=v_w)
-        else:
-            reads, W, recon = reference.mlp_scan(W, k_w, targets, beta, k_r, rule=self.rule,
-                                                 activation=self.activation, recon_values=v_w)
+        scan = mlp_memory_scan if self.impl == "fused" else reference.mlp_scan
+        reads, W, recon = scan(W, k_w, targets, beta, k_r, rule=self.rule, activation=self.activation,
+                               recon_values=v_w)
         return reads.flatten(2), W, recon
 
 

@@ -12,8 +12,8 @@ from typing import Dict
 import torch
 from torch import Tensor, nn
 
-from . import babi
-from .slots import slot_read_hard
+from . import data as babi
+from ..ops.slots import slot_read_hard
 
 # bAbI paper (Weston et al. 2015), strongly supervised MemNN, 1k: tasks 1-3 (test error %)
 PAPER_MEMNN_STRONG = {1: 0.0, 2: 0.0, 3: 0.0}

@@ -20,6 +20,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .._fake import _fake
+
 
 def _fold(x: Tensor) -> Tensor:
     """[N, T, H, D] -> [N * H, T, D] contiguous (every head its own sequence)."""
@@ -97,3 +99,20 @@ def chunk_delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float
         S = S + Kc[:, :, c].transpose(-1, -2) @ U
     o = torch.stack(outs, 2).reshape(N, H, n * chunk, V).permute(0, 2, 1, 3)
     return o[:, :T], S
+
+
+# --- fake (meta) kernels: output shapes for torch.compile and opcheck ---------------------------
+@_fake("delta_rule_chunk")
+def _delta_rule_chunk_fake(q, k, v, beta, initial_state, scale, chunk_size, save_states):
+    BH, T, K = q.shape
+    V = v.shape[-1]
+    n = (T + chunk_size - 1) // chunk_size if T else 0
+    states = q.new_empty(BH, n, K, V) if save_states else q.new_empty(0)
+    return q.new_empty(BH, T, V), q.new_empty(BH, K, V), states
+
+
+@_fake("_delta_rule_chunk_bwd")
+def _delta_rule_chunk_bwd_fake(q, k, v, beta, states, grad_o, grad_final, scale, chunk_size):
+    BH, _, K = q.shape
+    return (q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape),
+            beta.new_empty(beta.shape), q.new_empty(BH, K, v.shape[-1]))

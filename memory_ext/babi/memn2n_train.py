@@ -1,4 +1,4 @@
-"""Training and evaluation of the bAbI models, one model per task (`memory-ext babi`)."""
+"""Training and evaluation of MemN2N on bAbI, one model per task (`memory-ext babi --model memn2n`)."""
 from __future__ import annotations
 
 import time
@@ -7,26 +7,13 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from . import babi
+from . import data as babi
+from .data import prepare_task
 from .memn2n import MemN2N, time_indices
 
 # Sukhbaatar et al. 2015, Table 1, bAbI 1k, MemN2N 3 hops PE LS RN (test error %, per task)
 PAPER_MEMN2N_PE_LS_RN = [0.0, 8.3, 40.3, 2.8, 13.1, 7.6, 17.3, 10.0, 13.2, 15.1,
                          0.9, 0.2, 0.4, 1.7, 0.0, 1.3, 51.0, 11.1, 82.8, 0.0]
-
-
-def prepare_task(data_dir: str, task: int, split: str, memory_size: int, seed: int):
-    """Vocabulary, sentence length J, slots N = min(memory_size, longest story) and the
-    vectorised train / validation / test sets."""
-    train, test = babi.load_task(data_dir, task, split)
-    train, val = babi.split_validation(train, 0.1, seed)
-    every = train + val + test
-    vocab = babi.Vocab(every)
-    J = max(max((len(s) for e in every for s in e.story), default=1),
-            max(len(e.question) for e in every))
-    N = max(1, min(memory_size, max(len(e.story) for e in every)))
-    vec = lambda ex: babi.vectorize(ex, vocab, N, J)  # noqa: E731
-    return vocab, J, N, vec(train), vec(val), vec(test)
 
 
 def _loss_and_error(model: MemN2N, data: babi.Batchable):
@@ -88,9 +75,3 @@ def train_memn2n(data_dir: str, task: int, *, split: str = "en", epochs: int = 1
     best = min(runs, key=lambda x: x["val_error"])
     return {"task": task, "test_error": best["test_error"], "val_error": best["val_error"],
             "restarts": runs, "seconds": time.perf_counter() - t0}
-
-
-def summarize(results, paper: Optional[list] = None) -> Dict:
-    errs = [100 * r["test_error"] for r in results]
-    return {"mean_error": sum(errs) / len(errs), "failed": sum(e > 5.0 for e in errs),
-            "paper_mean": None if paper is None else sum(paper[r["task"] - 1] for r in results) / len(results)}

@@ -7,8 +7,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from . import cli_checks as check
-from .cli_checks import UserError
+from .. import cli_checks as check
+from ..cli_checks import UserError
 
 
 def parse_tasks(spec: str) -> List[int]:
@@ -33,7 +33,7 @@ def parse_tasks(spec: str) -> List[int]:
 def check_arguments(args: argparse.Namespace) -> List[int]:
     """Every user error of `memory-ext babi` before any training (UserError naming the flag);
     every task's files are read and parsed here. Returns the task ids."""
-    from .babi import load_task
+    from .data import load_task
 
     for name, low in (("epochs", 1), ("restarts", 1), ("linear_start_epochs", 0), ("weight_decay", 0),
                       ("think_steps", 0), ("threads", 0)):
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> Dict:
     import torch
     from tqdm import tqdm
 
-    from .babi_train import PAPER_MEMN2N_PE_LS_RN, train_memn2n
+    from .memn2n_train import PAPER_MEMN2N_PE_LS_RN, train_memn2n
     from .memnn import PAPER_MEMNN_STRONG, train_memnn
 
     if args.epochs is None:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> Dict:
                                             linear_start_epochs=args.linear_start_epochs,
                                             progress=bar.update)
     elif args.model == "mnm":
-        from .mnm_babi import train_mnm
+        from .mnm import train_mnm
         paper, paper_name = {}, "MNM (no paper column: one model per task here)"
         train = lambda t, bar: train_mnm(args.data, t, split=args.split, epochs=args.epochs,  # noqa: E731
                                          restarts=args.restarts, seed=args.seed,

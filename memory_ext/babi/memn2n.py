@@ -16,7 +16,7 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from .slots import slot_read
+from ..ops.slots import slot_read
 
 
 def position_encoding(sentence_len: int, d: int) -> Tensor:

@@ -9,9 +9,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from .chat import MemoryChatbot, normalize, reply_tensors
+from ..nn.elastic_vocab import PAD
+from .bot import MemoryChatbot, normalize, reply_tensors
 from .dialogues import Conversation
-from .vocab import PAD
 
 
 def _turn_lines(batch: Sequence[Conversation], i: int):
@@ -57,7 +57,7 @@ def train_chat(bot: MemoryChatbot, conversations: Sequence[Conversation], *, epo
     past conversations), so the model keeps meeting names as fresh rows, as it will at test
     time, and the vocabulary stays small. `progress(n)` after
     every batch; `on_epoch(epoch, losses)` after every epoch; `ddp_step` (a
-    memory_ext.distributed.ChatDDP), when given, syncs the vocabulary before each forward, runs
+    memory_ext.chat.distributed.ChatDDP), when given, syncs the vocabulary before each forward, runs
     the forward under DDP and averages the embedding's gradient. Returns the loss curve."""
     opt = torch.optim.Adam(bot.parameters(), lr=lr)
     bot.vocab.attach_optimizer(opt)

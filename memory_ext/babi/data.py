@@ -14,6 +14,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
+from ..nn.elastic_vocab import tokenize as _tokenize
+
 TASK_NAMES = {
     1: "single-supporting-fact", 2: "two-supporting-facts", 3: "three-supporting-facts",
     4: "two-arg-relations", 5: "three-arg-relations", 6: "yes-no-questions", 7: "counting",
@@ -22,7 +24,6 @@ TASK_NAMES = {
     15: "basic-deduction", 16: "basic-induction", 17: "positional-reasoning",
     18: "size-reasoning", 19: "path-finding", 20: "agents-motivations",
 }
-_WORDS = re.compile(r"[\w,]+")  # answers like "n,s" stay one token; "." and "?" drop
 
 
 @dataclass
@@ -34,7 +35,9 @@ class Example:
 
 
 def tokenize(sentence: str) -> List[str]:
-    return _WORDS.findall(sentence.lower())
+    """Words of a story sentence or question, lower case, "." and "?" dropped (answers such as
+    "n,s" are not tokenized: they are one label)."""
+    return _tokenize(sentence, punctuation=False)
 
 
 def parse(lines: Sequence[str], source: str = "<lines>") -> List[Example]:
@@ -154,3 +157,17 @@ def vectorize(examples: Sequence[Example], vocab: Vocab, memory_size: int = 50,
         sup = [s - first for s in e.supports if s >= first][:3]
         supports[i, : len(sup)] = torch.tensor(sup, dtype=torch.int64)
     return Batchable(stories, counts, queries, answers, supports)
+
+
+def prepare_task(data_dir: str, task: int, split: str, memory_size: int, seed: int):
+    """Vocabulary, sentence length J, slots N = min(memory_size, longest story) and the
+    vectorised train / validation / test sets."""
+    train, test = load_task(data_dir, task, split)
+    train, val = split_validation(train, 0.1, seed)
+    every = train + val + test
+    vocab = Vocab(every)
+    J = max(max((len(s) for e in every for s in e.story), default=1),
+            max(len(e.question) for e in every))
+    N = max(1, min(memory_size, max(len(e.story) for e in every)))
+    vec = lambda ex: vectorize(ex, vocab, N, J)  # noqa: E731
+    return vocab, J, N, vec(train), vec(val), vec(test)

@@ -9,8 +9,8 @@ import sys
 import warnings
 from typing import Dict, Iterable, List, Optional, TextIO
 
-from . import cli_checks as check
-from .cli_checks import UserError
+from .. import cli_checks as check
+from ..cli_checks import UserError
 
 HELP = "commands: /save PATH, /load PATH, /forget, /vocab, /help, /quit"
 PRUNE_MIN_COUNT = 30  # as train_chat's default
@@ -62,8 +62,8 @@ def run_train(args: argparse.Namespace) -> Dict:
     from tqdm import tqdm
 
     from . import distributed
-    from .chat import MemoryChatbot
-    from .chat_train import eval_recall, plot_losses, train_chat
+    from .bot import MemoryChatbot
+    from .train import eval_recall, plot_losses, train_chat
     from .dialogues import DialogueGenerator
 
     check_train_arguments(args)
@@ -114,7 +114,7 @@ def run_train(args: argparse.Namespace) -> Dict:
 
 def _load(path: Optional[str], **kw):
     """MemoryChatbot.load of --checkpoint (default: the shipped one); a bad file is a UserError."""
-    from .chat import MemoryChatbot, UncheckedCheckpointWarning, default_checkpoint
+    from .bot import MemoryChatbot, UncheckedCheckpointWarning, default_checkpoint
     path = path or default_checkpoint()
     check.no_nul(path, "--checkpoint")
     if not os.path.exists(path):
@@ -136,7 +136,7 @@ def chat_session(bot, lines: Iterable[str], out: TextIO, prompt: str = "") -> ob
     bot. Nothing a user types raises: a failing command prints one line `(error: ...)` and the
     chat goes on with the same bot, conversation and memory (a /load replaces the bot only
     when the file passed every check; a failed /save writes nothing)."""
-    from .chat import MemoryChatbot, UncheckedCheckpointWarning
+    from .bot import MemoryChatbot, UncheckedCheckpointWarning
     for raw in lines:
         line = raw.rstrip("\n")[:MAX_LINE]
         if prompt:
@@ -203,7 +203,7 @@ def run_chat(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> Dict:
     import time
 
-    from .chat_train import eval_recall
+    from .train import eval_recall
     from .dialogues import DialogueGenerator
 
     check.at_least(args, "conversations", 1)

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from ._device import check_device
+from ..ops._device import check_device
 
 _FORMAT = "memory_ext.ElasticEmbedding/1"
 
@@ -92,7 +92,6 @@ class ElasticEmbedding(nn.Module):
         self.size = num_embeddings
         self._optimizers: List[weakref.ref] = []
         self._row_sums: Dict[str, Tensor] = {}
-        self._grow_calls = 0
         self.refresh_mean()
 
     # --- shapes and access ------------------------------------------------------------------
@@ -212,7 +211,6 @@ class ElasticEmbedding(nn.Module):
         # seeded by the first new id, not by a call count: processes that agree on the ids
         # (ElasticVocab.sync) make the same rows whatever each grew before
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(rows.min()) if rows.numel() else 0)
-        self._grow_calls += 1
         for name, p in self._params().items():
             mean = (self._row_sums[name] / n_live).to(p.dtype)
             noise = torch.randn((rows.numel(),) + tuple(p.shape[1:]), generator=g) * self.noise
@@ -311,10 +309,11 @@ class ElasticEmbedding(nn.Module):
 
     # --- checkpoints ------------------------------------------------------------------------
     def get_extra_state(self):
-        return {"format": _FORMAT, "size": self.size, "grow_calls": self._grow_calls}
+        return {"format": _FORMAT, "size": self.size}
 
     def set_extra_state(self, state) -> None:
-        self._pending_extra = state
+        """Nothing: _load_from_state_dict reads the extra state itself, validated, before any
+        tensor is replaced (a checkpoint of an older version may carry "grow_calls": ignored)."""
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -331,8 +330,6 @@ class ElasticEmbedding(nn.Module):
         size = extra.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             return [f"{prefix}_extra_state: size must be an int >= 0, got {size!r}"]
-        if not isinstance(extra.get("grow_calls", 0), int):
-            return [f"{prefix}_extra_state: grow_calls must be an int, got {extra['grow_calls']!r}"]
         for name in list(self._params()) + ["live", "counts"]:
             t = state_dict.get(prefix + name)
             if not isinstance(t, Tensor) or t.dim() < 1 or t.shape[0] != size:
@@ -375,7 +372,6 @@ class ElasticEmbedding(nn.Module):
         self.counts.zero_()
         self.counts[:size] = counts.to(self.counts.device)
         self.size = size
-        self._grow_calls = int(extra.get("grow_calls", 0))
         self.refresh_mean()
         for opt in self._optimizers_alive():
             self._fit_optimizer_state(opt)

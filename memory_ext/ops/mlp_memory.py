@@ -11,6 +11,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from ._fake import _dtype_like, _fake, _rank
+from ._fake import _weights as _weight_ranks
+
 _RULES = ("local", "grad")
 
 BetaLike = Union[Tensor, float]
@@ -187,3 +190,98 @@ def mlp_memory_scan(weights: Sequence[Tensor], write_keys: Tensor, targets, beta
         _alpha(alpha, write_keys), recon_values, rule, activation, checkpoint_every)
     has_recon = recon_values is not None or rule == "grad"
     return reads, list(final_w), (recon if has_recon else None)
+
+
+# --- fake (meta) kernels: output shapes for torch.compile and opcheck ---------------------------
+def _recon_shape(rule, recon_values, *dims):
+    return list(dims) if (recon_values is not None or rule == "grad") else [0]
+
+
+@_fake("mlp_memory_read")
+def _read_fake(weights, keys, activation="tanh"):
+    _weight_ranks("mlp_memory_read", weights)
+    _rank("mlp_memory_read", "keys", keys, 3)
+    return keys.new_empty(keys.shape[0], keys.shape[1], weights[-1].shape[1])
+
+
+@_fake("_mlp_memory_read_bwd")
+def _read_bwd_fake(weights, keys, grad_reads, activation):
+    _weight_ranks("_mlp_memory_read_bwd", weights)
+    _rank("_mlp_memory_read_bwd", "keys", keys, 3)
+    _rank("_mlp_memory_read_bwd", "grad_reads", grad_reads, 3)
+    return [w.new_empty(w.shape) for w in weights], keys.new_empty(keys.shape)
+
+
+@_fake("mlp_memory_write")
+def _write_fake(weights, write_keys, targets, beta, alpha=None, rule="local", activation="tanh"):
+    _weight_ranks("mlp_memory_write", weights)
+    _rank("mlp_memory_write", "write_keys", write_keys, 3)
+    return [w.new_empty(w.shape) for w in weights]
+
+
+@_fake("mlp_memory_step")
+def _step_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
+               rule="local", activation="tanh"):
+    _weight_ranks("mlp_memory_step", weights)
+    _rank("mlp_memory_step", "write_keys", write_keys, 3)
+    _rank("mlp_memory_step", "read_keys", read_keys, 3)
+    B = write_keys.shape[0]
+    reads = read_keys.new_empty(B, read_keys.shape[1], weights[-1].shape[1])
+    recon = write_keys.new_empty(_recon_shape(rule, recon_values, B))
+    return [w.new_empty(w.shape) for w in weights], reads, recon
+
+
+@_fake("mlp_memory_scan")
+def _scan_fake(weights, write_keys, targets, beta, read_keys, alpha=None, recon_values=None,
+               rule="local", activation="tanh", checkpoint_every=16):
+    _weight_ranks("mlp_memory_scan", weights)
+    _rank("mlp_memory_scan", "write_keys", write_keys, 4)
+    _rank("mlp_memory_scan", "read_keys", read_keys, 4)
+    B, T = write_keys.shape[0], write_keys.shape[1]
+    nc = (T + checkpoint_every - 1) // checkpoint_every
+    reads = read_keys.new_empty(B, T, read_keys.shape[2], weights[-1].shape[1])
+    recon = write_keys.new_empty(_recon_shape(rule, recon_values, B, T))
+    ckpts = [w.new_empty(B, nc, w.shape[1], w.shape[2]) for w in weights]
+    return reads, [w.new_empty(w.shape) for w in weights], recon, ckpts
+
+
+@_fake("_mlp_memory_scan_bwd")
+def _scan_bwd_fake(checkpoints, write_keys, targets, beta, read_keys, alpha, recon_values,
+                   grad_reads, grad_final_weights, grad_recon, rule, activation, checkpoint_every):
+    like = lambda t: t.new_empty(t.shape)  # noqa: E731
+    return ([c.new_empty(c.shape[0], c.shape[2], c.shape[3]) for c in checkpoints],
+            like(write_keys), [like(z) for z in targets], like(beta), like(read_keys),
+            like(alpha) if alpha is not None else write_keys.new_empty(0),
+            like(recon_values) if recon_values is not None else write_keys.new_empty(0))
+
+
+def step_saved_numel(weights, heads: int) -> int:
+    """Elements per batch element of _mlp_memory_step_'s saved block (mlp_step_saved in C++:
+    per layer l = 1..L, A, D and g of H * n_l each, rounded up to 8)."""
+    return sum(3 * ((heads * w.shape[1] + 7) // 8 * 8) for w in weights)
+
+
+@_fake("_mlp_memory_step_")
+def _step_inplace_fake(weights, write_keys, targets, beta, read_keys, alpha, recon_values, rule,
+                       activation):
+    _weight_ranks("_mlp_memory_step_", weights)
+    _rank("_mlp_memory_step_", "write_keys", write_keys, 3)
+    _rank("_mlp_memory_step_", "read_keys", read_keys, 3)
+    B, H = write_keys.shape[0], write_keys.shape[1]
+    reads = read_keys.new_empty(B, read_keys.shape[1], weights[-1].shape[1])
+    recon = write_keys.new_empty(_recon_shape(rule, recon_values, B))
+    return reads, recon, write_keys.new_empty(B, step_saved_numel(weights, H))
+
+
+@_fake("_mlp_memory_step_bwd_")
+def _step_bwd_inplace_fake(weights, grad_weights, saved, write_keys, targets, beta, read_keys,
+                           alpha, recon_values, grad_reads, grad_recon, rule, activation):
+    _weight_ranks("_mlp_memory_step_bwd_", weights)
+    _weight_ranks("_mlp_memory_step_bwd_", grad_weights, "grad_weights")
+    _rank("_mlp_memory_step_bwd_", "write_keys", write_keys, 3)
+    _rank("_mlp_memory_step_bwd_", "read_keys", read_keys, 3)
+    like = lambda t: t.new_empty(t.shape)  # noqa: E731
+    g_targets = write_keys.new_empty(*write_keys.shape[:2], sum(z.shape[-1] for z in targets))
+    return (like(write_keys), g_targets, like(beta), like(read_keys),
+            like(alpha) if alpha is not None else write_keys.new_empty(0),
+            like(recon_values) if recon_values is not None else write_keys.new_empty(0))
