@@ -1,4 +1,4 @@
-"""The delta rule in flash-linear-attention's call layout (shared/spec/memory-ops.md section 2).
+"""The delta rule in flash-linear-attention's call layout (docs/spec.md section 2).
 
 The delta rule is the one-layer linear case of the fast-weight memory (spec 1.4): with the state
 S [K, V] of one head as W = S^T, one step S += beta k (v - S^T k)^T is a local-rule write of
