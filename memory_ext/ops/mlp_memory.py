@@ -1,4 +1,4 @@
-"""Public fused ops of the MLP fast-weight memory (shared/spec/memory-ops.md section 1).
+"""Public fused ops of the MLP fast-weight memory (docs/spec.md section 1).
 
 Every function here is a thin typed front of a torch.ops.memory_ext op (CPU and CUDA kernels,
 fake kernels for torch.compile, autograd through our own backward kernels). The weights of the

@@ -1,6 +1,6 @@
 """Plain-PyTorch reference of every memory_ext op (the oracle of the tests and the eager
 baseline of the benchmarks). Written independently of the kernels, straight from
-shared/spec/memory-ops.md section 1; autograd gives its gradients (rule "grad" takes its inner
+docs/spec.md section 1; autograd gives its gradients (rule "grad" takes its inner
 gradient with torch.autograd.grad(create_graph=True)).
 
 Shapes: weights[l] [B, n_{l+1}, n_l]; keys [B, H, n_0]; per-layer targets [B, H, n_l];
