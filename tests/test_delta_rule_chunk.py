@@ -133,7 +133,7 @@ def test_op_bad_inputs(bad, match):
 
 
 def test_default_mode_on_cpu_is_the_fused_chunk_form(monkeypatch):
-    dr = sys.modules["memory_ext.delta_rule"]  # the module (memory_ext.delta_rule is the function)
+    dr = sys.modules["memory_ext.ops.delta_rule.front"]  # the module of the delta_rule front
     calls = []
     real = dr.fused_chunk_delta_rule
     monkeypatch.setattr(dr, "fused_chunk_delta_rule", lambda *a: calls.append(a[-1]) or real(*a))

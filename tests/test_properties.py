@@ -18,6 +18,7 @@ cases run is printed (pytest -s) and asserted.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -304,7 +305,8 @@ def outcomes():
     total = len(flat)
     failed = sum(not r["ok"] for r in res.values())
     raised = sum(r.get("outcome") == "raised" for r in res.values())
-    print(f"\n[test_properties] {total} generated cases over {len(ALL_OPS)} ops "
+    digest = hashlib.sha1(json.dumps([s for _, s in flat], sort_keys=True).encode()).hexdigest()[:12]
+    print(f"\n[test_properties] {total} generated cases (digest {digest}) over {len(ALL_OPS)} ops "
           f"({EXAMPLES} per op): {total - failed} passed ({raised} raised a clear error), {failed} failed, "
           f"{time.monotonic() - t0:.1f} s")
     del ids

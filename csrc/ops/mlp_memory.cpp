@@ -518,6 +518,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   if (grad_reads) {
     check_shape(*grad_reads, "grad_reads",
                 {{"B", s.B}, {"T", s.T}, {"Hr", s.Hr}, {width(s.L), s.n[s.L]}});
+    check_like(*grad_reads, "grad_reads", ref);
   }
   TORCH_CHECK(grad_final_weights.empty() ||
                   static_cast<int>(grad_final_weights.size()) == s.L,
@@ -525,8 +526,12 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   for (size_t l = 0; l < grad_final_weights.size(); ++l) {
     check_shape(grad_final_weights[l], Name("grad_final_weights", static_cast<int>(l)),
                 {{"B", s.B}, {width(l + 1), s.n[l + 1]}, {width(l), s.n[l]}});
+    check_like(grad_final_weights[l], Name("grad_final_weights", static_cast<int>(l)), ref);
   }
-  if (grad_recon) check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});
+  if (grad_recon) {
+    check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});
+    check_like(*grad_recon, "grad_recon", ref);
+  }
 
   std::vector<Tensor> g_w0, gwT, ck;
   const bool kernel_writes_g_w0 = s.B > 0 && s.T > 0;  // every element's g_w0, in full
