@@ -7,7 +7,7 @@ CPU / CUDA ops with autograd: ``mlp_memory_read``, ``mlp_memory_write``, ``mlp_m
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C  # noqa: F401  (registers torch.ops.memory_ext.*)
-from . import _meta  # noqa: F401  (fake kernels; autograd is in C++: csrc/ops/mlp_memory_autograd.cpp)
+from . import _meta  # noqa: F401  (fake kernels; MLP autograd: csrc/ops/mlp_memory_autograd.cpp)
 from .ops import mlp_memory_read, mlp_memory_scan, mlp_memory_step, mlp_memory_write
 from .modules import MLPMemory
 from .delta_rule import delta_rule, delta_rule_step
