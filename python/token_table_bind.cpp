@@ -1,4 +1,4 @@
-// pybind11 bindings of memory_ext.TokenTable (csrc/vocab/token_table.h): tokens in as Python
+// pybind11 bindings of memory_ext.TokenTable (csrc/ops/token_table.h): tokens in as Python
 // str sequences (read as UTF-8 views, no copies; the str objects held meanwhile), ids out as int64 tensors.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -8,11 +8,11 @@
 #include <memory>
 #include <string_view>
 
-#include "../csrc/vocab/token_table.h"
+#include "../csrc/ops/token_table.h"
 
 namespace py = pybind11;
-using memory_ext::vocab::TokenTable;
-using memory_ext::vocab::TokenTableState;
+using memory_ext::TokenTable;
+using memory_ext::TokenTableState;
 
 namespace {
 

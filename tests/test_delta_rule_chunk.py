@@ -120,7 +120,7 @@ def test_states_saved_only_when_a_backward_can_follow(monkeypatch):
     (dict(beta=torch.rand(2, 5)), r"beta must be \[BH, T\] = \[2, 6\]"),
     (dict(s0=torch.randn(2, 4, 4)), r"initial_state must be \[BH, K, V\] = \[2, 4, 3\]"),
     (dict(chunk=0), r"chunk_size must be >= 1, got 0"),
-    (dict(beta=torch.rand(2, 6, dtype=torch.float64)), r"must have q's dtype"),
+    (dict(beta=torch.rand(2, 6, dtype=torch.float64)), r"beta must have dtype Float like q, got Double"),
     (dict(q=torch.randn(2, 6, 4).half(), k=torch.randn(2, 6, 4).half()), r"q must be float32"),
 ])
 def test_op_bad_inputs(bad, match):

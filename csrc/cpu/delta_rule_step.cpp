@@ -6,13 +6,14 @@
 #include <vector>
 
 #include "../ops/delta_rule_step.h"
+#include "cpu_backend.h"
 
 namespace memory_ext {
 namespace cpu {
 namespace {
 
 template <typename T>
-void step_rows(const DeltaStepParams<T, T>& p, int bh, T* buf /* [2 V] */) {
+void step_rows(const DeltaRuleStepParams<T, T>& p, int bh, T* buf /* [2 V] */) {
   const int K = p.K, V = p.V;
   const T* q = p.q + static_cast<long>(bh) * K;
   const T* k = p.k + static_cast<long>(bh) * K;
@@ -49,7 +50,7 @@ void step_rows(const DeltaStepParams<T, T>& p, int bh, T* buf /* [2 V] */) {
 }
 
 template <typename T>
-void run(const DeltaStepParams<T, T>& p, void*) {
+void run(const DeltaRuleStepParams<T, T>& p, void*) {
   const int64_t n = static_cast<int64_t>(p.B) * p.H;
   // a state pair is K * V values: spread pairs over the threads unless the whole state is small
   const int64_t per_pair = static_cast<int64_t>(p.K) * p.V;
@@ -60,23 +61,14 @@ void run(const DeltaStepParams<T, T>& p, void*) {
   });
 }
 
-void* no_stream() { return nullptr; }
+constexpr DeltaRuleStepBackend kBackend{kCpu, &run<float>, &run<double>};
 
-const DeltaStepBackend& backend() {
-  static const DeltaStepBackend be{"CPU", true, &run<float>, &run<double>, &no_stream};
-  return be;
-}
-
-void delta_rule_step_cpu(at::Tensor& state, const at::Tensor& q, const at::Tensor& k,
-                         const at::Tensor& v, const at::Tensor& beta, double scale,
-                         at::Tensor& out) {
-  delta_rule_step_impl(backend(), state, q, k, v, beta, scale, out);
-}
+using Registration = DeltaRuleStepOps<OnCpu<kBackend>>;
 
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
 TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  m.impl("delta_rule_step_", TORCH_FN(memory_ext::cpu::delta_rule_step_cpu));
+  memory_ext::cpu::Registration::register_all(m);
 }

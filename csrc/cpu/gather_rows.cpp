@@ -5,12 +5,13 @@
 #include <cstring>
 
 #include "../ops/gather_rows.h"
+#include "cpu_backend.h"
 
 namespace memory_ext {
 namespace cpu {
 namespace {
 
-void gather_kernel(const GatherRowsParams& p) {
+void gather(const GatherRowsParams& p, void*) {
   at::parallel_for(0, p.out_rows, 256, [&](int64_t b, int64_t e) {
     for (int t = 0; t < p.n_tensors; ++t) {
       const int64_t rb = p.row_bytes[t];
@@ -27,15 +28,14 @@ void gather_kernel(const GatherRowsParams& p) {
   });
 }
 
-std::vector<at::Tensor> gather_rows_cpu(at::TensorList tensors, const at::Tensor& index,
-                                        int64_t out_rows) {
-  return gather_rows_impl(&gather_kernel, tensors, index, out_rows);
-}
+constexpr GatherRowsBackend kBackend{kCpu, &gather};
+
+using Registration = GatherRowsOps<OnCpu<kBackend>>;
 
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
 TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  m.impl("gather_rows", TORCH_FN(memory_ext::cpu::gather_rows_cpu));
+  memory_ext::cpu::Registration::register_all(m);
 }

@@ -7,7 +7,7 @@
 #include <unordered_set>
 
 #include "../ops/hash_table.h"
-#include "memory_ext/hash_table_core.h"
+#include "cpu_backend.h"
 
 namespace memory_ext {
 namespace cpu {
@@ -32,13 +32,13 @@ void check_room(const int64_t* s, int64_t cap, const int64_t* k, int64_t n) {
               " (re-hash it into a larger capacity first, as IntHashTable does)");
 }
 
-void lookup_or_insert(at::Tensor& slots, at::Tensor& meta, const at::Tensor& keys, at::Tensor& ids) {
-  int64_t* s = slots.data_ptr<int64_t>();
-  int64_t* m = meta.data_ptr<int64_t>();
-  const int64_t* k = keys.data_ptr<int64_t>();
-  int64_t* out = ids.data_ptr<int64_t>();
-  const int64_t n = keys.size(0);
-  const int64_t cap = slots.size(0);
+void lookup_or_insert(const HashTableParams& p, void*) {
+  int64_t* s = p.slots;
+  int64_t* m = p.meta;
+  const int64_t* k = p.keys;
+  int64_t* out = p.ids;
+  const int64_t n = p.n;
+  const int64_t cap = p.capacity;
   // meta's used count says whether n new keys surely fit; if not, count exactly
   if (m[kMetaUsed] < 0 || m[kMetaUsed] > cap - n) check_room(s, cap, k, n);
   const uint64_t mask = static_cast<uint64_t>(cap) - 1;
@@ -78,13 +78,13 @@ void lookup_or_insert(at::Tensor& slots, at::Tensor& meta, const at::Tensor& key
   }
 }
 
-void find(const at::Tensor& slots, const at::Tensor& keys, at::Tensor& ids, at::Tensor& counts) {
-  const int64_t* s = slots.data_ptr<int64_t>();
-  const int64_t* k = keys.data_ptr<int64_t>();
-  int64_t* oi = ids.data_ptr<int64_t>();
-  int64_t* oc = counts.data_ptr<int64_t>();
-  const int64_t cap = slots.size(0);
-  at::parallel_for(0, keys.size(0), 4096, [&](int64_t b, int64_t e) {
+void find(const HashTableParams& p, void*) {
+  const int64_t* s = p.slots;
+  const int64_t* k = p.keys;
+  int64_t* oi = p.ids;
+  int64_t* oc = p.counts;
+  const int64_t cap = p.capacity;
+  at::parallel_for(0, p.n, 4096, [&](int64_t b, int64_t e) {
     for (int64_t j = b; j < e; ++j) {
       const int64_t i = find_slot(s, cap, k[j]);
       oi[j] = i < 0 ? -1 : s[i * kSlotWidth + kId];
@@ -93,29 +93,24 @@ void find(const at::Tensor& slots, const at::Tensor& keys, at::Tensor& ids, at::
   });
 }
 
-void erase(at::Tensor& slots, at::Tensor& meta, const at::Tensor& keys, at::Tensor& erased) {
-  int64_t* s = slots.data_ptr<int64_t>();
-  int64_t* m = meta.data_ptr<int64_t>();
-  const int64_t* k = keys.data_ptr<int64_t>();
-  bool* out = erased.data_ptr<bool>();
-  const int64_t cap = slots.size(0);
-  for (int64_t j = 0; j < keys.size(0); ++j) {
-    const int64_t i = find_slot(s, cap, k[j]);
-    out[j] = i >= 0;
+void erase(const HashTableParams& p, void*) {
+  for (int64_t j = 0; j < p.n; ++j) {
+    const int64_t i = find_slot(p.slots, p.capacity, p.keys[j]);
+    p.erased[j] = i >= 0;
     if (i >= 0) {
-      s[i * kSlotWidth + kKey] = kTombstone;
-      --m[kMetaLive];
+      p.slots[i * kSlotWidth + kKey] = kTombstone;
+      --p.meta[kMetaLive];
     }
   }
 }
 
 // Into an empty table, of distinct keys (both checked by the host); probes bounded all the same.
-void rebuild(at::Tensor& slots, const at::Tensor& entries) {
-  int64_t* s = slots.data_ptr<int64_t>();
-  const int64_t* e = entries.data_ptr<int64_t>();
-  const int64_t cap = slots.size(0);
+void rebuild(const HashTableParams& p, void*) {
+  int64_t* s = p.slots;
+  const int64_t* e = p.entries;
+  const int64_t cap = p.capacity;
   const uint64_t mask = static_cast<uint64_t>(cap) - 1;
-  for (int64_t j = 0; j < entries.size(0); ++j) {
+  for (int64_t j = 0; j < p.n; ++j) {
     const int64_t* row = e + j * kSlotWidth;
     uint64_t i = mix(row[kKey]) & mask;
     int64_t probe = 0;
@@ -129,31 +124,14 @@ void rebuild(at::Tensor& slots, const at::Tensor& entries) {
   }
 }
 
-const HashBackend& backend() {
-  static const HashBackend be{"CPU", &lookup_or_insert, &find, &erase, &rebuild};
-  return be;
-}
+constexpr HashTableBackend kBackend{kCpu, &lookup_or_insert, &find, &erase, &rebuild};
 
-at::Tensor lookup_or_insert_cpu(at::Tensor& slots, at::Tensor& meta, const at::Tensor& keys) {
-  return hash_lookup_or_insert_impl(backend(), slots, meta, keys);
-}
-std::tuple<at::Tensor, at::Tensor> find_cpu(const at::Tensor& slots, const at::Tensor& keys) {
-  return hash_find_impl(backend(), slots, keys);
-}
-at::Tensor erase_cpu(at::Tensor& slots, at::Tensor& meta, const at::Tensor& keys) {
-  return hash_erase_impl(backend(), slots, meta, keys);
-}
-void rebuild_cpu(at::Tensor& slots, const at::Tensor& entries) {
-  hash_rebuild_impl(backend(), slots, entries);
-}
+using Registration = HashTableOps<OnCpu<kBackend>>;
 
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
 TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  m.impl("hash_lookup_or_insert_", TORCH_FN(memory_ext::cpu::lookup_or_insert_cpu));
-  m.impl("hash_find", TORCH_FN(memory_ext::cpu::find_cpu));
-  m.impl("hash_erase_", TORCH_FN(memory_ext::cpu::erase_cpu));
-  m.impl("_hash_rebuild_", TORCH_FN(memory_ext::cpu::rebuild_cpu));
+  memory_ext::cpu::Registration::register_all(m);
 }

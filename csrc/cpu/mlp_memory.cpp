@@ -4,7 +4,8 @@
 
 #include <torch/library.h>
 
-#include "../ops/register_impls.h"
+#include "../ops/mlp_memory.h"
+#include "cpu_backend.h"
 #include "cpu_isa.h"
 #include "mlp_memory_kernels.h"
 
@@ -23,30 +24,21 @@ void over_batch(const P& p, Fn fn) {
   });
 }
 
-void* no_stream() { return nullptr; }
+constexpr MlpMemoryBackend kBackend = [] {
+  MlpMemoryBackend b{kCpu};
+  b.host_workspace = false;  // per-thread scratch, see ThreadScratch (thread_scratch.h)
+  b.scan_fwd_f32 = [](const MlpScanFwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f32); };
+  b.scan_fwd_f64 = [](const MlpScanFwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f64); };
+  b.scan_bwd_f32 = [](const MlpScanBwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f32); };
+  b.scan_bwd_f64 = [](const MlpScanBwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f64); };
+  b.read_fwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f32); };
+  b.read_fwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f64); };
+  b.read_bwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f32); };
+  b.read_bwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f64); };
+  return b;
+}();
 
-struct CpuBackend {
-  static int guard(const Tensor&) { return 0; }
-  static const MlpBackend& get() {
-    static const MlpBackend be = [] {
-      MlpBackend b{};
-      b.name = "CPU";
-      b.supports_f64 = true;
-      b.host_workspace = false;  // per-thread scratch, see ThreadScratch (thread_scratch.h)
-      b.scan_fwd_f32 = [](const MlpScanFwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f32); };
-      b.scan_fwd_f64 = [](const MlpScanFwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f64); };
-      b.scan_bwd_f32 = [](const MlpScanBwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f32); };
-      b.scan_bwd_f64 = [](const MlpScanBwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f64); };
-      b.read_fwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f32); };
-      b.read_fwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f64); };
-      b.read_bwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f32); };
-      b.read_bwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f64); };
-      b.current_stream = &no_stream;
-      return b;
-    }();
-    return be;
-  }
-};
+using Registration = MlpMemoryOps<OnCpu<kBackend>>;
 
 }  // namespace
 
@@ -61,5 +53,5 @@ const MlpCpuKernels& mlp_kernels() {
 }  // namespace memory_ext
 
 TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  memory_ext::MlpOpsFor<memory_ext::cpu::CpuBackend>::register_all(m);
+  memory_ext::cpu::Registration::register_all(m);
 }

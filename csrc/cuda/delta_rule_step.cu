@@ -10,14 +10,14 @@ namespace memory_ext {
 namespace cuda {
 namespace {
 
-__global__ void delta_rule_step_kernel(DeltaStepParams<float, float> p) {
+__global__ void delta_rule_step_kernel(DeltaRuleStepParams<float, float> p) {
   const int bh = blockIdx.x;
-  for (int j = threadIdx.x; j < p.V; j += blockDim.x) delta_step_column(p, bh, j);
+  for (int j = threadIdx.x; j < p.V; j += blockDim.x) delta_rule_step_column(p, bh, j);
 }
 
 }  // namespace
 
-const char* delta_rule_step(const DeltaStepParams<float, float>& p, void* stream) {
+const char* delta_rule_step(const DeltaRuleStepParams<float, float>& p, void* stream) {
   const int n = p.B * p.H;
   if (n == 0) return nullptr;
   const int threads = p.V >= 128 ? 128 : ((p.V + 31) / 32) * 32;

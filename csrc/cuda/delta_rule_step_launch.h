@@ -7,7 +7,7 @@
 namespace memory_ext {
 namespace cuda {
 
-const char* delta_rule_step(const DeltaStepParams<float, float>& p, void* stream);
+const char* delta_rule_step(const DeltaRuleStepParams<float, float>& p, void* stream);
 
 }  // namespace cuda
 }  // namespace memory_ext

@@ -3,7 +3,7 @@
 #include <cuda_runtime.h>
 
 #include "launch.cuh"
-#include "vocab_launch.h"
+#include "gather_rows_launch.h"
 
 namespace memory_ext {
 namespace cuda {

@@ -8,7 +8,7 @@
 
 #include "launch.cuh"
 #include "memory_ext/hash_table_core.h"
-#include "vocab_launch.h"
+#include "hash_table_launch.h"
 
 namespace memory_ext {
 namespace cuda {

@@ -1,10 +1,10 @@
 // CUDA kernels of the slot memory reads: one thread per batch element runs the per-element
-// algorithm of slot_core.h (correctness first: a row's work is N d per hop, small for bAbI-sized
-// memories). Torch-free; float32 only.
+// algorithm of slot_memory_core.h (correctness first: a row's work is N d per hop, small for
+// bAbI-sized memories). Torch-free; float32 only.
 #include <cuda_runtime.h>
 
 #include "launch.cuh"
-#include "memory_ext/slot_core.h"
+#include "memory_ext/slot_memory_core.h"
 #include "slot_memory_launch.h"
 
 namespace memory_ext {

@@ -2,7 +2,7 @@
 // the CUDA error string.
 #pragma once
 
-#include "memory_ext/slot_core.h"
+#include "memory_ext/slot_memory_core.h"
 
 namespace memory_ext {
 namespace cuda {

@@ -1,23 +1,34 @@
-// Host side of delta_rule_step_: validation and backend dispatch (CPU / CUDA).
+// Host side of delta_rule_step_: validation and backend dispatch (CPU / CUDA). No autograd: a
+// decoding op, state and out written in place (memory_ext.delta_rule trains).
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
+#include "backend.h"
 #include "memory_ext/delta_rule_step_core.h"
 
 namespace memory_ext {
 
-struct DeltaStepBackend {
-  const char* name;
-  bool supports_f64;
-  void (*f32)(const DeltaStepParams<float, float>&, void* stream);
-  void (*f64)(const DeltaStepParams<double, double>&, void* stream);
-  void* (*current_stream)();
+struct DeltaRuleStepBackend : Backend {
+  void (*step_f32)(const DeltaRuleStepParams<float, float>&, void* stream);
+  void (*step_f64)(const DeltaRuleStepParams<double, double>&, void* stream);
 };
 
 // state [B, H, K, V] and out [B, H, V] are written in place.
-void delta_rule_step_impl(const DeltaStepBackend& be, at::Tensor& state, const at::Tensor& q,
+void delta_rule_step_impl(const DeltaRuleStepBackend& be, at::Tensor& state, const at::Tensor& q,
                           const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                           double scale, at::Tensor& out);
+
+// The registration of the op for one dispatch key (see backend.h for Be).
+template <typename Be>
+struct DeltaRuleStepOps {
+  static void step(at::Tensor& state, const at::Tensor& q, const at::Tensor& k,
+                   const at::Tensor& v, const at::Tensor& beta, double scale, at::Tensor& out) {
+    [[maybe_unused]] auto device_guard = Be::guard(q);
+    delta_rule_step_impl(Be::get(), state, q, k, v, beta, scale, out);
+  }
+  static void register_all(torch::Library& m) { m.impl("delta_rule_step_", TORCH_FN(step)); }
+};
 
 }  // namespace memory_ext

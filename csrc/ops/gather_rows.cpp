@@ -4,22 +4,22 @@
 
 #include <c10/util/accumulate.h>
 
+#include "checks.h"
+
 namespace memory_ext {
 
-std::vector<at::Tensor> gather_rows_impl(GatherRowsKernel kernel, at::TensorList tensors,
+std::vector<at::Tensor> gather_rows_impl(const GatherRowsBackend& be, at::TensorList tensors,
                                          const at::Tensor& index, int64_t out_rows) {
   TORCH_CHECK(!tensors.empty(), "tensors must hold at least one tensor");
   TORCH_CHECK(tensors.size() <= static_cast<size_t>(kMaxGatherTensors), "tensors: at most ",
               kMaxGatherTensors, " tensors per call, got ", tensors.size());
-  TORCH_CHECK(index.scalar_type() == at::kLong && index.dim() == 1,
-              "index must be a 1-D int64 tensor [n], got ", index.scalar_type(), " ", index.sizes());
+  check_shape(index, "index", {{"n", kAny}}, at::kLong);
   const int64_t R = tensors[0].dim() > 0 ? tensors[0].size(0) : -1;
   for (size_t t = 0; t < tensors.size(); ++t) {
     TORCH_CHECK(tensors[t].dim() >= 1 && tensors[t].size(0) == R, "tensors[", t,
                 "] must have the same number of rows as tensors[0] (", R, "), got shape ",
                 tensors[t].sizes());
-    TORCH_CHECK(tensors[t].device() == index.device(), "tensors[", t, "] must be on ",
-                index.device(), " like index, got ", tensors[t].device());
+    check_device_like(tensors[t], Name("tensors", static_cast<int64_t>(t)), index, "index");
   }
   const int64_t n = index.size(0);
   TORCH_CHECK(out_rows >= n, "out_rows must be >= len(index) = ", n, ", got ", out_rows);
@@ -48,7 +48,7 @@ std::vector<at::Tensor> gather_rows_impl(GatherRowsKernel kernel, at::TensorList
   }
   bool any_bytes = false;  // rows of zero bytes: nothing to copy, however many
   for (int t = 0; t < p.n_tensors; ++t) any_bytes = any_bytes || p.row_bytes[t] > 0;
-  if (out_rows > 0 && any_bytes) kernel(p);
+  if (out_rows > 0 && any_bytes) be.gather(p, be.current_stream());
   return out;
 }
 

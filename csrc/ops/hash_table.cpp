@@ -2,34 +2,27 @@
 // named errors, then the backend's kernel (see hash_table_core.h for the layout).
 #include "hash_table.h"
 
-#include "memory_ext/hash_table_core.h"
+#include "checks.h"
 
 namespace memory_ext {
 namespace {
 
 void check_table(const at::Tensor& slots, const at::Tensor* meta) {
-  TORCH_CHECK(slots.dim() == 2 && slots.size(1) == 3 && slots.scalar_type() == at::kLong,
-              "slots must be an int64 tensor [capacity, 3], got ", slots.scalar_type(), " ",
-              slots.sizes());
+  check_shape(slots, "slots", {{"capacity", kAny}, {"3", 3}}, at::kLong);
   const int64_t cap = slots.size(0);
   TORCH_CHECK(cap > 0 && (cap & (cap - 1)) == 0, "slots: capacity must be a power of two, got ",
               cap);
-  TORCH_CHECK(slots.is_contiguous(), "slots must be contiguous (it is updated in place)");
+  check_contiguous(slots, "slots", "it is updated in place");
   if (meta != nullptr) {
-    TORCH_CHECK(meta->dim() == 1 && meta->size(0) == 3 && meta->scalar_type() == at::kLong,
-                "meta must be an int64 tensor [3], got ", meta->scalar_type(), " ",
-                meta->sizes());
-    TORCH_CHECK(meta->device() == slots.device(), "meta must be on ", slots.device());
-    TORCH_CHECK(meta->is_contiguous(), "meta must be contiguous (it is updated in place), got "
-                "strides ", meta->strides());
+    check_shape(*meta, "meta", {{"3", 3}}, at::kLong);
+    check_device_like(*meta, "meta", slots, "slots");
+    check_contiguous(*meta, "meta", "it is updated in place");
   }
 }
 
 void check_keys(const at::Tensor& keys, const at::Tensor& slots) {
-  TORCH_CHECK(keys.scalar_type() == at::kLong, "keys must be int64, got ", keys.scalar_type());
-  TORCH_CHECK(keys.dim() == 1, "keys must be 1-D [N], got ", keys.sizes());
-  TORCH_CHECK(keys.device() == slots.device(), "keys must be on the table's device ",
-              slots.device(), ", got ", keys.device());
+  check_shape(keys, "keys", {{"N", kAny}}, at::kLong);
+  check_device_like(keys, "keys", slots, "slots");
   if (keys.is_cpu() && keys.numel() > 0) {  // on CUDA reserved keys get id -1 (no host sync)
     const at::Tensor bad = keys.le(INT64_MIN + 1);
     TORCH_CHECK(!bad.any().item<bool>(), "keys: the values INT64_MIN and INT64_MIN + 1 are "
@@ -38,10 +31,26 @@ void check_keys(const at::Tensor& keys, const at::Tensor& slots) {
   }
 }
 
+// A kernel call on the table with the rows `rows` (keys [n], contiguous; entries [n, 3] for
+// rebuild), meta null where the op does not change it; the outputs are the caller's to set.
+HashTableParams call_params(const at::Tensor& slots, at::Tensor* meta, const at::Tensor& rows) {
+  HashTableParams p;
+  p.slots = slots.data_ptr<int64_t>();
+  p.capacity = slots.size(0);
+  p.meta = meta != nullptr ? meta->data_ptr<int64_t>() : nullptr;
+  p.n = rows.size(0);
+  if (rows.dim() == 1) {
+    p.keys = rows.data_ptr<int64_t>();
+  } else {
+    p.entries = rows.data_ptr<int64_t>();
+  }
+  return p;
+}
+
 }  // namespace
 
-at::Tensor hash_lookup_or_insert_impl(const HashBackend& be, at::Tensor& slots, at::Tensor& meta,
-                                      const at::Tensor& keys) {
+at::Tensor hash_lookup_or_insert_impl(const HashTableBackend& be, at::Tensor& slots,
+                                      at::Tensor& meta, const at::Tensor& keys) {
   check_table(slots, &meta);
   check_keys(keys, slots);
   if (meta.is_cpu()) {  // the next ids must stay in int64 (a signed overflow otherwise)
@@ -50,34 +59,46 @@ at::Tensor hash_lookup_or_insert_impl(const HashBackend& be, at::Tensor& slots, 
                 " must be in [0, 2^63 - 1 - number of keys] so that new ids fit int64");
   }
   at::Tensor ids = at::empty({keys.size(0)}, keys.options());
-  if (keys.numel() > 0) be.lookup_or_insert(slots, meta, keys.contiguous(), ids);
+  if (keys.numel() == 0) return ids;
+  const at::Tensor k = keys.contiguous();
+  HashTableParams p = call_params(slots, &meta, k);
+  p.ids = ids.data_ptr<int64_t>();
+  be.lookup_or_insert(p, be.current_stream());
   return ids;
 }
 
-std::tuple<at::Tensor, at::Tensor> hash_find_impl(const HashBackend& be, const at::Tensor& slots,
-                                                  const at::Tensor& keys) {
+std::tuple<at::Tensor, at::Tensor> hash_find_impl(const HashTableBackend& be,
+                                                  const at::Tensor& slots, const at::Tensor& keys) {
   check_table(slots, nullptr);
   check_keys(keys, slots);
   at::Tensor ids = at::empty({keys.size(0)}, keys.options());
   at::Tensor counts = at::empty({keys.size(0)}, keys.options());
-  if (keys.numel() > 0) be.find(slots, keys.contiguous(), ids, counts);
+  if (keys.numel() == 0) return {ids, counts};
+  const at::Tensor k = keys.contiguous();
+  HashTableParams p = call_params(slots, nullptr, k);
+  p.ids = ids.data_ptr<int64_t>();
+  p.counts = counts.data_ptr<int64_t>();
+  be.find(p, be.current_stream());
   return {ids, counts};
 }
 
-at::Tensor hash_erase_impl(const HashBackend& be, at::Tensor& slots, at::Tensor& meta,
+at::Tensor hash_erase_impl(const HashTableBackend& be, at::Tensor& slots, at::Tensor& meta,
                            const at::Tensor& keys) {
   check_table(slots, &meta);
   check_keys(keys, slots);
   at::Tensor erased = at::empty({keys.size(0)}, keys.options().dtype(at::kBool));
-  if (keys.numel() > 0) be.erase(slots, meta, keys.contiguous(), erased);
+  if (keys.numel() == 0) return erased;
+  const at::Tensor k = keys.contiguous();
+  HashTableParams p = call_params(slots, &meta, k);
+  p.erased = erased.data_ptr<bool>();
+  be.erase(p, be.current_stream());
   return erased;
 }
 
-void hash_rebuild_impl(const HashBackend& be, at::Tensor& slots, const at::Tensor& entries) {
+void hash_rebuild_impl(const HashTableBackend& be, at::Tensor& slots, const at::Tensor& entries) {
   check_table(slots, nullptr);
-  TORCH_CHECK(entries.dim() == 2 && entries.size(1) == 3 && entries.scalar_type() == at::kLong,
-              "entries must be int64 [M, 3] (key, id, count), got ", entries.sizes());
-  TORCH_CHECK(entries.device() == slots.device(), "entries must be on ", slots.device());
+  check_shape(entries, "entries", {{"M", kAny}, {"3", 3}}, at::kLong);  // rows (key, id, count)
+  check_device_like(entries, "entries", slots, "slots");
   TORCH_CHECK(entries.size(0) < slots.size(0), "entries: ", entries.size(0),
               " keys do not fit a table of capacity ", slots.size(0));
   if (entries.size(0) == 0) return;
@@ -97,7 +118,7 @@ void hash_rebuild_impl(const HashBackend& be, at::Tensor& slots, const at::Tenso
                 sorted[dup.nonzero().flatten()[0].item<int64_t>()].item<int64_t>(),
                 " is in more than one row");
   }
-  be.rebuild(slots, e);
+  be.rebuild(call_params(slots, nullptr, e), be.current_stream());
 }
 
 }  // namespace memory_ext

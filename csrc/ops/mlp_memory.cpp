@@ -5,48 +5,10 @@
 
 #include <cstdlib>
 #include <limits>
-#include <sstream>
 #include <string>
 
 namespace memory_ext {
 namespace {
-
-struct Dim {
-  const char* label;  // static strings: nothing is built unless a check fails
-  int64_t size;
-};
-
-std::string join_dims(const std::vector<Dim>& dims, bool labels) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (i) os << ", ";
-    if (labels) os << dims[i].label; else os << dims[i].size;
-  }
-  os << "]";
-  return os.str();
-}
-
-// An argument's name, "weights" or "weights[1]", formatted only when an error is raised.
-struct Name {
-  const char* base;
-  int index = -1;
-  Name(const char* b) : base(b) {}  // NOLINT(google-explicit-constructor)
-  Name(const char* b, int i) : base(b), index(i) {}
-};
-std::ostream& operator<<(std::ostream& os, const Name& n) {
-  os << n.base;
-  if (n.index >= 0) os << "[" << n.index << "]";
-  return os;
-}
-
-// "name must be [B, H, n_0] = [4, 2, 64], got [4, 64]"
-void check_shape(const Tensor& t, const Name& name, const std::vector<Dim>& dims) {
-  bool ok = t.dim() == static_cast<int64_t>(dims.size());
-  for (size_t i = 0; ok && i < dims.size(); ++i) ok = t.size(i) == dims[i].size;
-  TORCH_CHECK(ok, name, " must be ", join_dims(dims, true), " = ", join_dims(dims, false),
-              ", got ", t.sizes());
-}
 
 std::vector<Dim> with_time(std::vector<Dim> dims, bool has_time, int64_t T) {
   if (has_time) dims.insert(dims.begin() + 1, Dim{"T", T});
@@ -58,11 +20,9 @@ const char* width(int l) {
   return names[l];
 }
 
-void check_like(const Tensor& t, const Name& name, const Tensor& ref) {
-  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " must have dtype ",
-              ref.scalar_type(), " like weights[0], got ", t.scalar_type());
-  TORCH_CHECK(t.device() == ref.device(), name, " must be on ", ref.device(),
-              " like weights[0], got ", t.device());
+// "write_keys must have dtype Float like weights[0], got Long" (and the device likewise)
+void check_like_weights(const Tensor& t, const Name& name, const Tensor& w0) {
+  check_like(t, name, w0, "weights[0]");
 }
 
 Activation parse_activation(c10::string_view a) {
@@ -92,7 +52,7 @@ Tensor new_output(const Tensor& like, at::IntArrayRef sizes) {
 }
 
 // The kernels' scratch: [B, per_element] when the backend wants it from the host, else none.
-Tensor kernel_workspace(const MlpBackend& be, int64_t B, std::size_t per_element,
+Tensor kernel_workspace(const MlpMemoryBackend& be, int64_t B, std::size_t per_element,
                         const Tensor& like) {
   return at::empty({be.host_workspace ? B : 0, static_cast<int64_t>(per_element)}, like.options());
 }
@@ -103,17 +63,14 @@ T* workspace_ptr(const Tensor& ws) {
 }
 
 // Weights define B, L, n_0..n_L, dtype and device.
-MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* name) {
+MlpShape check_weights(const MlpMemoryBackend& be, TensorList weights, const char* name) {
   MlpShape s;
   const int64_t L = static_cast<int64_t>(weights.size());
   TORCH_CHECK(L >= 1 && L <= kMaxLayers, name, " must be a list of 1 to ", kMaxLayers,
               " tensors (one per layer), got ", L);
   const Tensor& w0 = weights[0];
-  TORCH_CHECK(w0.dim() == 3, name, "[0] must be [B, n_1, n_0], got ", w0.sizes());
-  TORCH_CHECK(w0.scalar_type() == at::kFloat || w0.scalar_type() == at::kDouble, name,
-              "[0] must be float32 or float64, got ", w0.scalar_type());
-  TORCH_CHECK(w0.scalar_type() == at::kFloat || be.supports_f64, name,
-              "[0]: float64 is not supported on ", be.name, ", use float32");
+  check_shape(w0, Name(name, 0), {{"B", kAny}, {"n_1", kAny}, {"n_0", kAny}});
+  check_float(be, w0, Name(name, 0));
   check_fits_int(w0.size(0), name, "B");
   check_fits_int(w0.size(2), name, "n_0");
   s.L = static_cast<int>(L);
@@ -125,7 +82,7 @@ MlpShape check_weights(const MlpBackend& be, TensorList weights, const char* nam
     const Tensor& w = weights[l];
     const int64_t out = w.dim() == 3 ? w.size(1) : -1;
     check_shape(w, nm, {{"B", s.B}, {width(l + 1), out}, {width(l), s.n[l]}});
-    if (l) check_like(w, nm, w0);
+    if (l) check_like_weights(w, nm, w0);
     TORCH_CHECK(out >= 1, nm, " must have a width n_", l + 1, " >= 1, got ", w.sizes());
     TORCH_CHECK(out * s.n[l] <= std::numeric_limits<int>::max(), nm,
                 " is too large: the kernels index one layer's weights with 32-bit ints, got ",
@@ -164,7 +121,7 @@ struct ScanInputs {
 
 // Validates step-shaped (has_time false) or scan-shaped inputs and returns scan-shaped,
 // contiguous tensors.
-ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw,
+ScanInputs parse_scan(const MlpMemoryBackend& be, TensorList weights, const Tensor& kw,
                       TensorList targets, const Tensor& beta, const OptTensor& kr,
                       const OptTensor& alpha, const OptTensor& rv, c10::string_view rule,
                       c10::string_view activation, bool has_time, const char* weights_name) {
@@ -176,10 +133,9 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
   const Tensor& ref = weights[0];
   const int L = s.L;
   const int64_t B = s.B, n0 = s.n[0], nL = s.n[L];
-  const char* kw_labels = has_time ? "[B, T, H, n_0]" : "[B, H, n_0]";
-  TORCH_CHECK(kw.dim() == (has_time ? 4 : 3), "write_keys must be ", kw_labels, ", got ",
-              kw.sizes());
-  check_like(kw, "write_keys", ref);
+  check_shape(kw, "write_keys",
+              with_time({{"B", kAny}, {"H", kAny}, {width(0), kAny}}, has_time, kAny));
+  check_like_weights(kw, "write_keys", ref);
   const int64_t T = has_time ? kw.size(1) : 1;
   const int64_t H = kw.size(-2);
   check_shape(kw, "write_keys", with_time({{"B", B}, {"H", H}, {width(0), n0}}, has_time, T));
@@ -200,32 +156,30 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
     const Name nm = in.rule == WriteRule::Local ? Name("targets", static_cast<int>(l)) : Name("targets");
     const int wl = in.rule == WriteRule::Local ? static_cast<int>(l) + 1 : L;
     check_shape(targets[l], nm, with_time({{"B", B}, {"H", H}, {width(wl), s.n[wl]}}, has_time, T));
-    check_like(targets[l], nm, ref);
+    check_like_weights(targets[l], nm, ref);
     Tensor z = targets[l].contiguous();
     in.z.push_back(z);  // step-shaped [B, H, n] has the memory layout of [B, 1, H, n]
   }
 
-  check_like(beta, "beta", ref);
+  check_like_weights(beta, "beta", ref);
   const int64_t bdim = has_time ? 2 : 1;
   const bool per_layer = beta.dim() == bdim + 1;
+  const std::vector<Dim> beta_shared = with_time({{"B", B}}, has_time, T),
+                         beta_per_layer = with_time({{"B", B}, {"L", L}}, has_time, T);
   if (per_layer) {
-    check_shape(beta, "beta", with_time({{"B", B}, {"L", L}}, has_time, T));
+    check_shape(beta, "beta", beta_per_layer);
   } else {
-    TORCH_CHECK(beta.dim() == bdim && beta.size(0) == B && (!has_time || beta.size(1) == T),
-                "beta must be ", has_time ? "[B, T] = [" : "[B] = [", B,
-                has_time ? ", " + std::to_string(T) : std::string(), "] or ",
-                has_time ? "[B, T, L] = [" : "[B, L] = [", B,
-                has_time ? ", " + std::to_string(T) : std::string(), ", ", L, "], got ",
-                beta.sizes());
+    TORCH_CHECK(has_shape(beta, beta_shared), "beta must be ", shape_str(beta_shared), " or ",
+                shape_str(beta_per_layer), ", got ", beta.sizes());
   }
   in.beta_per_layer = per_layer;
   in.beta = beta.contiguous();
 
   if (kr.has_value()) {
     const Tensor& r = *kr;
-    TORCH_CHECK(r.dim() == (has_time ? 4 : 3), "read_keys must be ",
-                has_time ? "[B, T, Hr, n_0]" : "[B, Hr, n_0]", ", got ", r.sizes());
-    check_like(r, "read_keys", ref);
+    check_shape(r, "read_keys",
+                with_time({{"B", kAny}, {"Hr", kAny}, {width(0), kAny}}, has_time, kAny));
+    check_like_weights(r, "read_keys", ref);
     const int64_t Hr = r.size(-2);
     check_shape(r, "read_keys", with_time({{"B", B}, {"Hr", Hr}, {width(0), n0}}, has_time, T));
     check_fits_int(H + Hr, "read_keys", "H + Hr");
@@ -239,12 +193,12 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
 
   if (alpha.has_value()) {
     check_shape(*alpha, "alpha", {{"B", B}});
-    check_like(*alpha, "alpha", ref);
+    check_like_weights(*alpha, "alpha", ref);
     in.alpha = alpha->contiguous();
   }
   if (rv.has_value()) {
     check_shape(*rv, "recon_values", with_time({{"B", B}, {"H", H}, {width(L), nL}}, has_time, T));
-    check_like(*rv, "recon_values", ref);
+    check_like_weights(*rv, "recon_values", ref);
     Tensor v = rv->contiguous();
     in.rv = v;
   }
@@ -253,16 +207,6 @@ ScanInputs parse_scan(const MlpBackend& be, TensorList weights, const Tensor& kw
   in.kw = kw.contiguous();
   return in;
 }
-
-// Backend entry points by dtype (overloads, so AT_DISPATCH lambdas can call them).
-void launch_scan_fwd(const MlpBackend& be, const MlpScanFwdParams<float>& p) { be.scan_fwd_f32(p, be.current_stream()); }
-void launch_scan_fwd(const MlpBackend& be, const MlpScanFwdParams<double>& p) { be.scan_fwd_f64(p, be.current_stream()); }
-void launch_scan_bwd(const MlpBackend& be, const MlpScanBwdParams<float>& p) { be.scan_bwd_f32(p, be.current_stream()); }
-void launch_scan_bwd(const MlpBackend& be, const MlpScanBwdParams<double>& p) { be.scan_bwd_f64(p, be.current_stream()); }
-void launch_read_fwd(const MlpBackend& be, const MlpReadParams<float>& p) { be.read_fwd_f32(p, be.current_stream()); }
-void launch_read_fwd(const MlpBackend& be, const MlpReadParams<double>& p) { be.read_fwd_f64(p, be.current_stream()); }
-void launch_read_bwd(const MlpBackend& be, const MlpReadParams<float>& p) { be.read_bwd_f32(p, be.current_stream()); }
-void launch_read_bwd(const MlpBackend& be, const MlpReadParams<double>& p) { be.read_bwd_f64(p, be.current_stream()); }
 
 template <typename T>
 void fill_fwd_inputs(const ScanInputs& in, MlpScanFwdParams<T>& p) {
@@ -289,7 +233,7 @@ struct FwdOut {
 };
 
 template <typename T>
-void run_scan_fwd(const MlpBackend& be, const ScanInputs& in, FwdOut& o, int C) {
+void run_scan_fwd(const MlpMemoryBackend& be, const ScanInputs& in, FwdOut& o, int C) {
   MlpScanFwdParams<T> p;
   fill_fwd_inputs(in, p);
   p.ckpt_every = C;
@@ -302,12 +246,12 @@ void run_scan_fwd(const MlpBackend& be, const ScanInputs& in, FwdOut& o, int C) 
   p.saved = o.saved.defined() ? o.saved.data_ptr<T>() : nullptr;
   Tensor ws = kernel_workspace(be, in.s.B, mlp_fwd_workspace(in.s), in.w[0]);
   p.workspace = workspace_ptr<T>(ws);
-  launch_scan_fwd(be, p);
+  run_kernel(be, be.scan_fwd_f32, be.scan_fwd_f64, p);
 }
 
 // has_time false: step-shaped outputs, reads [B, Hr, n_L] and recon [B]. inplace: the weights
 // are updated where they are (in.w, contiguous) and each step's saved block is returned.
-FwdOut scan_forward(const MlpBackend& be, const ScanInputs& in, int64_t C, bool store_ckpt,
+FwdOut scan_forward(const MlpMemoryBackend& be, const ScanInputs& in, int64_t C, bool store_ckpt,
                     bool has_time, bool inplace = false) {
   const MlpShape& s = in.s;
   const Tensor& ref = in.w[0];
@@ -381,21 +325,21 @@ OptTensor contiguous_opt(const OptTensor& t) {
 
 void check_inplace_weights(TensorList weights, const char* name) {
   for (size_t l = 0; l < weights.size(); ++l) {
-    TORCH_CHECK(weights[l].is_contiguous(), name, "[", l,
-                "] must be contiguous: the in-place ops update it where it is");
+    check_contiguous(weights[l], Name(name, static_cast<int64_t>(l)),
+                     "the in-place ops update it where it is");
   }
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-Tensor mlp_memory_read_impl(const MlpBackend& be, TensorList weights, const Tensor& keys,
-                            c10::string_view activation) {
+Tensor mlp_memory_read_impl(const MlpMemoryBackend& be, TensorList weights,
+                            const Tensor& keys, c10::string_view activation) {
   const Activation act = parse_activation(activation);
   MlpShape s = check_weights(be, weights, "weights");
-  TORCH_CHECK(keys.dim() == 3, "keys must be [B, H, n_0], got ", keys.sizes());
+  check_shape(keys, "keys", {{"B", kAny}, {"H", kAny}, {width(0), kAny}});
   check_shape(keys, "keys", {{"B", s.B}, {"H", keys.size(1)}, {width(0), s.n[0]}});
-  check_like(keys, "keys", weights[0]);
+  check_like_weights(keys, "keys", weights[0]);
   check_fits_int(keys.size(1), "keys", "H");
   s.Hr = static_cast<int>(keys.size(1));
   s.H = s.Hr;
@@ -413,12 +357,12 @@ Tensor mlp_memory_read_impl(const MlpBackend& be, TensorList weights, const Tens
     p.keys = k.data_ptr<scalar_t>();
     p.out = out.data_ptr<scalar_t>();
     p.workspace = workspace_ptr<scalar_t>(ws);
-    launch_read_fwd(be, p);
+    run_kernel(be, be.read_fwd_f32, be.read_fwd_f64, p);
   });
   return out;
 }
 
-std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBackend& be,
+std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpMemoryBackend& be,
                                                                  TensorList weights,
                                                                  const Tensor& keys,
                                                                  const Tensor& grad_reads,
@@ -426,12 +370,12 @@ std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBacken
   const Activation act = parse_activation(activation);
   MlpShape s = check_weights(be, weights, "weights");
   check_shape(keys, "keys", {{"B", s.B}, {"H", keys.size(1)}, {width(0), s.n[0]}});
-  check_like(keys, "keys", weights[0]);
+  check_like_weights(keys, "keys", weights[0]);
   check_fits_int(keys.size(1), "keys", "H");
   s.Hr = static_cast<int>(keys.size(1));
   s.H = s.Hr;
   check_shape(grad_reads, "grad_reads", {{"B", s.B}, {"H", s.Hr}, {width(s.L), s.n[s.L]}});
-  check_like(grad_reads, "grad_reads", weights[0]);
+  check_like_weights(grad_reads, "grad_reads", weights[0]);
   std::vector<Tensor> gw, w;
   for (const auto& t : weights) {
     gw.push_back(at::zeros_like(t, at::MemoryFormat::Contiguous));
@@ -453,12 +397,12 @@ std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpBacken
     p.g_out = go.data_ptr<scalar_t>();
     p.g_keys = gk.data_ptr<scalar_t>();
     p.workspace = workspace_ptr<scalar_t>(ws);
-    launch_read_bwd(be, p);
+    run_kernel(be, be.read_bwd_f32, be.read_bwd_f64, p);
   });
   return {gw, gk};
 }
 
-std::vector<Tensor> mlp_memory_write_impl(const MlpBackend& be, TensorList weights,
+std::vector<Tensor> mlp_memory_write_impl(const MlpMemoryBackend& be, TensorList weights,
                                           const Tensor& write_keys, TensorList targets,
                                           const Tensor& beta, const OptTensor& alpha,
                                           c10::string_view rule, c10::string_view activation) {
@@ -469,7 +413,7 @@ std::vector<Tensor> mlp_memory_write_impl(const MlpBackend& be, TensorList weigh
 }
 
 std::tuple<std::vector<Tensor>, Tensor, Tensor> mlp_memory_step_impl(
-    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const MlpMemoryBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
     const Tensor& beta, const Tensor& read_keys, const OptTensor& alpha,
     const OptTensor& recon_values, c10::string_view rule, c10::string_view activation) {
   ScanInputs in = parse_scan(be, weights, write_keys, targets, beta, read_keys, alpha,
@@ -479,7 +423,7 @@ std::tuple<std::vector<Tensor>, Tensor, Tensor> mlp_memory_step_impl(
 }
 
 std::tuple<Tensor, std::vector<Tensor>, Tensor, std::vector<Tensor>> mlp_memory_scan_impl(
-    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const MlpMemoryBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
     const Tensor& beta, const Tensor& read_keys, const OptTensor& alpha,
     const OptTensor& recon_values, c10::string_view rule, c10::string_view activation,
     int64_t checkpoint_every) {
@@ -491,8 +435,9 @@ std::tuple<Tensor, std::vector<Tensor>, Tensor, std::vector<Tensor>> mlp_memory_
 }
 
 std::tuple<std::vector<Tensor>, Tensor, std::vector<Tensor>, Tensor, Tensor, Tensor, Tensor>
-mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Tensor& write_keys,
-                         TensorList targets, const Tensor& beta, const Tensor& read_keys,
+mlp_memory_scan_bwd_impl(const MlpMemoryBackend& be, TensorList checkpoints,
+                         const Tensor& write_keys, TensorList targets, const Tensor& beta,
+                         const Tensor& read_keys,
                          const OptTensor& alpha, const OptTensor& recon_values,
                          const OptTensor& grad_reads, TensorList grad_final_weights,
                          const OptTensor& grad_recon, c10::string_view rule,
@@ -500,8 +445,10 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
   TORCH_CHECK(checkpoint_every >= 1, "checkpoint_every must be >= 1, got ", checkpoint_every);
   // weights-shaped views of the checkpoints for validation
   std::vector<Tensor> w_like;
-  for (const auto& c : checkpoints) {
-    TORCH_CHECK(c.dim() == 4, "checkpoints must be [B, NC, n_{l+1}, n_l], got ", c.sizes());
+  for (size_t l = 0; l < checkpoints.size(); ++l) {
+    const Tensor& c = checkpoints[l];
+    check_shape(c, Name("checkpoints", static_cast<int64_t>(l)),
+                {{"B", kAny}, {"NC", kAny}, {"n_{l+1}", kAny}, {"n_l", kAny}});
     w_like.push_back(c.size(1) > 0 ? c.select(1, 0)
                                    : at::empty({c.size(0), c.size(2), c.size(3)}, c.options()));
   }
@@ -555,7 +502,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
         p.g_w0[l] = g_w0[l].data_ptr<scalar_t>();
       }
       p.workspace = workspace_ptr<scalar_t>(ws);
-      launch_scan_bwd(be, p);
+      run_kernel(be, be.scan_bwd_f32, be.scan_bwd_f64, p);
     });
   } else {
     for (int l = 0; l < s.L && !gwT.empty(); ++l) g_w0[l].copy_(gwT[l]);
@@ -564,7 +511,7 @@ mlp_memory_scan_bwd_impl(const MlpBackend& be, TensorList checkpoints, const Ten
 }
 
 std::tuple<Tensor, Tensor, Tensor> mlp_memory_step_inplace_impl(
-    const MlpBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
+    const MlpMemoryBackend& be, TensorList weights, const Tensor& write_keys, TensorList targets,
     const Tensor& beta, const Tensor& read_keys, const OptTensor& alpha,
     const OptTensor& recon_values, c10::string_view rule, c10::string_view activation) {
   check_inplace_weights(weights, "weights");
@@ -575,7 +522,7 @@ std::tuple<Tensor, Tensor, Tensor> mlp_memory_step_inplace_impl(
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
-mlp_memory_step_bwd_inplace_impl(const MlpBackend& be, TensorList weights,
+mlp_memory_step_bwd_inplace_impl(const MlpMemoryBackend& be, TensorList weights,
                                  TensorList grad_weights, const Tensor& saved,
                                  const Tensor& write_keys, TensorList targets, const Tensor& beta,
                                  const Tensor& read_keys, const OptTensor& alpha,
@@ -593,11 +540,11 @@ mlp_memory_step_bwd_inplace_impl(const MlpBackend& be, TensorList weights,
   for (int l = 0; l < s.L; ++l) {
     check_shape(grad_weights[l], Name("grad_weights", l),
                 {{"B", s.B}, {width(l + 1), s.n[l + 1]}, {width(l), s.n[l]}});
-    check_like(grad_weights[l], Name("grad_weights", l), ref);
+    check_like_weights(grad_weights[l], Name("grad_weights", l), ref);
   }
   check_shape(saved, "saved", {{"B", s.B}, {"S", static_cast<int64_t>(mlp_step_saved(s))}});
-  check_like(saved, "saved", ref);
-  TORCH_CHECK(saved.is_contiguous(), "saved must be contiguous");
+  check_like_weights(saved, "saved", ref);
+  check_contiguous(saved, "saved", "the in-place backward reads it where it is");
   if (grad_reads) {
     check_shape(*grad_reads, "grad_reads", {{"B", s.B}, {"Hr", s.Hr}, {width(s.L), s.n[s.L]}});
   }
@@ -615,7 +562,7 @@ mlp_memory_step_bwd_inplace_impl(const MlpBackend& be, TensorList weights,
       }
       p.saved = saved.data_ptr<scalar_t>();
       p.workspace = workspace_ptr<scalar_t>(ws);
-      launch_scan_bwd(be, p);
+      run_kernel(be, be.scan_bwd_f32, be.scan_bwd_f64, p);
     });
   }
   // step-shaped like the inputs; the targets' gradients as one tensor [B, H, sum of widths]

@@ -1,8 +1,12 @@
-// The one TORCH_LIBRARY of memory_ext: every op schema. Implementations register per backend
-// (csrc/cpu, csrc/cuda), autograd in C++ (csrc/ops/mlp_memory_autograd.cpp), fake kernels from
-// Python (memory_ext/_meta.py). No argument has a default: the Python front (memory_ext/ops.py)
-// passes every argument, and torch.library's Python-side tooling drops trailing arguments equal
-// to their defaults from a call, which changes the argument structure it sees.
+// The one TORCH_LIBRARY of memory_ext: every op schema. Per op family F, csrc/ops/F.cpp holds the
+// checks and host glue, csrc/cpu/F.cpp and csrc/cuda/F_cuda.cpp register the CPU and CUDA
+// kernels (through FOps of csrc/ops/F.h). Autograd: the MLP ops' in C++
+// (csrc/ops/mlp_memory_autograd.cpp); slot_read's, slot_read_hard's and delta_rule_chunk's in
+// Python (torch.library.register_autograd); the in-place, hash table and gather_rows ops have
+// none. Fake kernels from Python (memory_ext/_meta.py). No argument has a default: the Python
+// front (memory_ext/ops.py) passes every argument, and torch.library's Python-side tooling drops
+// trailing arguments equal to their defaults from a call, which changes the argument structure
+// it sees.
 #include <torch/library.h>
 
 TORCH_LIBRARY(memory_ext, m) {

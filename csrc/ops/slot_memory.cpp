@@ -18,36 +18,27 @@ struct Dims {
   bool per_hop;
 };
 
-Dims check_read(const SlotBackend& be, const at::Tensor& q, const at::Tensor& M,
+Dims check_read(const SlotMemoryBackend& be, const at::Tensor& q, const at::Tensor& M,
                 const at::Tensor& V, const char* vname, const at::Tensor& count, int64_t hops,
                 bool allow_per_hop) {
-  TORCH_CHECK(q.dim() == 2, "query must be [B, d], got ", q.sizes());
+  check_shape(q, "query", {{"B", kAny}, {"d", kAny}});
   const int64_t B = q.size(0), d = q.size(1);
   TORCH_CHECK(hops >= 1, "hops must be >= 1, got ", hops);
-  const bool per_hop = M.dim() == 4;
-  if (per_hop) {
-    TORCH_CHECK(allow_per_hop, "M must be [B, N, d] = [", B, ", N, ", d, "], got ", M.sizes());
-    TORCH_CHECK(M.size(0) == hops && M.size(1) == B && M.size(3) == d,
-                "M must be [K, B, N, d] = [", hops, ", ", B, ", N, ", d, "] or [B, N, d], got ",
-                M.sizes());
-  } else {
-    TORCH_CHECK(M.dim() == 3 && M.size(0) == B && M.size(2) == d, "M must be [B, N, d] = [", B,
-                ", N, ", d, "]", allow_per_hop ? " or [K, B, N, d]" : "", ", got ", M.sizes());
-  }
-  TORCH_CHECK(V.sizes() == M.sizes(), vname, " must have M's shape ", M.sizes(), ", got ",
-              V.sizes());
-  TORCH_CHECK(count.dim() == 1 && count.size(0) == B && count.scalar_type() == at::kLong,
-              "count must be int64 [B] = [", B, "], got ", count.scalar_type(), " ", count.sizes());
-  const auto dt = q.scalar_type();
-  TORCH_CHECK(dt == at::kFloat || (dt == at::kDouble && be.supports_f64), "query must be float32",
-              be.supports_f64 ? " or float64" : "", " on ", be.name, ", got ", dt);
-  for (const at::Tensor* t : {&M, &V}) {
-    TORCH_CHECK(t->scalar_type() == dt, "M and ", vname, " must have query's dtype ", dt);
-  }
-  for (const at::Tensor* t : {&M, &V, &count}) {
-    TORCH_CHECK(t->device() == q.device(), "all tensors must be on ", q.device(), ", got ",
-                t->device());
-  }
+  const bool per_hop = allow_per_hop && M.dim() == 4;
+  const Dim flat[] = {{"B", B}, {"N", kAny}, {"d", d}};
+  const Dim hop[] = {{"K", hops}, {"B", B}, {"N", kAny}, {"d", d}};
+  const c10::ArrayRef<Dim> want = per_hop ? c10::ArrayRef<Dim>(hop) : c10::ArrayRef<Dim>(flat);
+  TORCH_CHECK(has_shape(M, want), "M must be ", shape_str(want),
+              !allow_per_hop ? "" : (per_hop ? " or [B, N, d]" : " or [K, B, N, d]"), ", got ",
+              M.sizes());
+  check_shape_like(V, vname, M, "M");
+  check_shape(count, "count", {{"B", B}}, at::kLong);
+  check_float(be, q, "query");
+  check_dtype_like(M, "M", q, "query");
+  check_dtype_like(V, vname, q, "query");
+  check_device_like(M, "M", q, "query");
+  check_device_like(V, vname, q, "query");
+  check_device_like(count, "count", q, "query");
   if (count.is_cpu() && count.numel() > 0) {
     TORCH_CHECK(count.min().item<int64_t>() >= 0, "count must be >= 0");
   }
@@ -90,15 +81,6 @@ const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-void run(void (*f32)(const SlotReadParams<float>&), void (*)(const SlotReadParams<double>&),
-         const SlotReadParams<float>& p) { f32(p); }
-void run(void (*)(const SlotReadParams<float>&), void (*f64)(const SlotReadParams<double>&),
-         const SlotReadParams<double>& p) { f64(p); }
-void run(void (*f32)(const SlotHardParams<float>&), void (*)(const SlotHardParams<double>&),
-         const SlotHardParams<float>& p) { f32(p); }
-void run(void (*)(const SlotHardParams<float>&), void (*f64)(const SlotHardParams<double>&),
-         const SlotHardParams<double>& p) { f64(p); }
-
 at::Tensor opt_contig(const c10::optional<at::Tensor>& t) {
   return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
 }
@@ -106,15 +88,13 @@ at::Tensor opt_contig(const c10::optional<at::Tensor>& t) {
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_impl(
-    const SlotBackend& be, const at::Tensor& query, const at::Tensor& M, const at::Tensor& C,
+    const SlotMemoryBackend& be, const at::Tensor& query, const at::Tensor& M, const at::Tensor& C,
     const at::Tensor& count, int64_t hops, const c10::optional<at::Tensor>& R) {
   const Dims s = check_read(be, query, M, C, "C", count, hops, true);
   const at::Tensor r = opt_contig(R);
   if (r.defined()) {
-    TORCH_CHECK(r.dim() == 2 && r.size(0) == s.d && r.size(1) == s.d, "R must be [d, d] = [",
-                s.d, ", ", s.d, "], got ", r.sizes());
-    TORCH_CHECK(r.scalar_type() == query.scalar_type() && r.device() == query.device(),
-                "R must have query's dtype and device");
+    check_shape(r, "R", {{"d", s.d}, {"d", s.d}});
+    check_like(r, "R", query, "query");
   }
   const at::Tensor qc = query.contiguous(), Mc = M.contiguous(), Cc = C.contiguous(),
                    cc = count.contiguous();
@@ -132,32 +112,28 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_impl(
     p.u = u.data_ptr<scalar_t>();
     p.attn = attn.data_ptr<scalar_t>();
     p.saved_u = saved.data_ptr<scalar_t>();
-    run(be.read_fwd_f32, be.read_fwd_f64, p);
+    run_kernel(be, be.read_fwd_f32, be.read_fwd_f64, p);
   });
   return {u, attn, saved};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> slot_read_bwd_impl(
-    const SlotBackend& be, const at::Tensor& grad_u, const c10::optional<at::Tensor>& grad_attn,
-    const at::Tensor& M, const at::Tensor& C, const at::Tensor& count,
-    const c10::optional<at::Tensor>& R, const at::Tensor& saved_u, const at::Tensor& attn) {
+    const SlotMemoryBackend& be, const at::Tensor& grad_u,
+    const c10::optional<at::Tensor>& grad_attn, const at::Tensor& M, const at::Tensor& C,
+    const at::Tensor& count, const c10::optional<at::Tensor>& R, const at::Tensor& saved_u,
+    const at::Tensor& attn) {
   const int64_t hops = saved_u.dim() == 3 ? saved_u.size(1) : 0;
   const Dims s = check_read(be, grad_u, M, C, "C", count, hops, true);
-  TORCH_CHECK(saved_u.sizes() == at::IntArrayRef({s.B, s.K, s.d}), "saved_u must be [B, K, d]");
-  TORCH_CHECK(attn.sizes() == at::IntArrayRef({s.B, s.K, s.N}), "attention must be [B, K, N]");
+  const Dim bkn[] = {{"B", s.B}, {"K", s.K}, {"N", s.N}};
+  check_shape(saved_u, "saved_u", {{"B", s.B}, {"K", s.K}, {"d", s.d}});
+  check_shape(attn, "attention", bkn);
   const at::Tensor ga = opt_contig(grad_attn), r = opt_contig(R);
-  if (ga.defined()) TORCH_CHECK(ga.sizes() == attn.sizes(), "grad_attention must be [B, K, N]");
-  if (r.defined()) {
-    TORCH_CHECK(r.sizes() == at::IntArrayRef({s.d, s.d}), "R must be [d, d] = [", s.d, ", ", s.d,
-                "], got ", r.sizes());
-  }
-  for (const at::Tensor* t : {&saved_u, &attn, &ga, &r}) {
-    TORCH_CHECK(!t->defined() || (t->scalar_type() == grad_u.scalar_type() &&
-                                  t->device() == grad_u.device()),
-                "saved_u, attention, grad_attention and R must have grad_u's dtype ",
-                grad_u.scalar_type(), " and device ", grad_u.device(), ", got ", t->scalar_type(),
-                " on ", t->device());
-  }
+  if (ga.defined()) check_shape(ga, "grad_attention", bkn);
+  if (r.defined()) check_shape(r, "R", {{"d", s.d}, {"d", s.d}});
+  check_like(saved_u, "saved_u", grad_u, "grad_u");
+  check_like(attn, "attention", grad_u, "grad_u");
+  if (ga.defined()) check_like(ga, "grad_attention", grad_u, "grad_u");
+  if (r.defined()) check_like(r, "R", grad_u, "grad_u");
   const at::Tensor gu = grad_u.contiguous(), Mc = M.contiguous(), Cc = C.contiguous(),
                    cc = count.contiguous(), sc = saved_u.contiguous(), ac = attn.contiguous();
   at::Tensor dq = at::empty({s.B, s.d}, gu.options());
@@ -180,14 +156,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> slot_read_bwd_impl(
       p.dC = dC.data_ptr<scalar_t>();
       p.dR = dRp.defined() ? dRp.data_ptr<scalar_t>() : nullptr;
       p.workspace = ws.data_ptr<scalar_t>();
-      run(be.read_bwd_f32, be.read_bwd_f64, p);
+      run_kernel(be, be.read_bwd_f32, be.read_bwd_f64, p);
     });
   }
   at::Tensor dR = r.defined() ? dRp.sum(0) : at::empty({0}, gu.options());
   return {dq, dM, dC, dR};
 }
 
-std::tuple<at::Tensor, at::Tensor> slot_read_hard_impl(const SlotBackend& be,
+std::tuple<at::Tensor, at::Tensor> slot_read_hard_impl(const SlotMemoryBackend& be,
                                                        const at::Tensor& query,
                                                        const at::Tensor& M, const at::Tensor& Q,
                                                        const at::Tensor& count, int64_t hops) {
@@ -203,30 +179,25 @@ std::tuple<at::Tensor, at::Tensor> slot_read_hard_impl(const SlotBackend& be,
     p.index = idx.data_ptr<int64_t>();
     p.scores = scores.data_ptr<scalar_t>();
     p.workspace = ws.data_ptr<scalar_t>();
-    run(be.hard_fwd_f32, be.hard_fwd_f64, p);
+    run_kernel(be, be.hard_fwd_f32, be.hard_fwd_f64, p);
   });
   return {idx, scores};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_hard_bwd_impl(
-    const SlotBackend& be, const at::Tensor& grad_scores, const at::Tensor& query,
+    const SlotMemoryBackend& be, const at::Tensor& grad_scores, const at::Tensor& query,
     const at::Tensor& M, const at::Tensor& Q, const at::Tensor& count, const at::Tensor& indices) {
-  TORCH_CHECK(indices.dim() == 2 && indices.scalar_type() == at::kLong,
-              "indices must be int64 [B, K] (slot_read_hard's index), got ",
-              indices.scalar_type(), " ", indices.sizes());
+  // indices: slot_read_hard's index
+  check_shape(indices, "indices", {{"B", kAny}, {"K", kAny}}, at::kLong);
   const int64_t hops = indices.size(1);
   const Dims s = check_read(be, query, M, Q, "Q", count, hops, false);
-  TORCH_CHECK(indices.size(0) == s.B && indices.device() == query.device(),
-              "indices must be int64 [B, K] = [", s.B, ", ", s.K, "] on ", query.device(),
-              ", got ", indices.sizes(), " on ", indices.device());
+  check_shape(indices, "indices", {{"B", s.B}, {"K", s.K}}, at::kLong);
+  check_device_like(indices, "indices", query, "query");
   TORCH_CHECK(grad_scores.dim() != 3 || grad_scores.size(1) == hops,
               "indices [B, K] and grad_scores [B, K, N] disagree on the hop count K: indices has K = ",
               hops, ", grad_scores has K = ", grad_scores.size(1));
-  TORCH_CHECK(grad_scores.sizes() == at::IntArrayRef({s.B, s.K, s.N}) &&
-                  grad_scores.scalar_type() == query.scalar_type() &&
-                  grad_scores.device() == query.device(),
-              "grad_scores must be [B, K, N] = [", s.B, ", ", s.K, ", ", s.N, "] of query's dtype "
-              "and device, got ", grad_scores.scalar_type(), " ", grad_scores.sizes());
+  check_shape(grad_scores, "grad_scores", {{"B", s.B}, {"K", s.K}, {"N", s.N}});
+  check_like(grad_scores, "grad_scores", query, "query");
   if (indices.is_cpu() && indices.numel() > 0) {  // on CUDA the kernel skips out-of-range ones
     const auto mm = at::aminmax(indices);
     const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
@@ -247,7 +218,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_hard_bwd_impl(
     p.dM = dM.data_ptr<scalar_t>();
     p.dQ = dQ.data_ptr<scalar_t>();
     p.workspace = ws.data_ptr<scalar_t>();
-    run(be.hard_bwd_f32, be.hard_bwd_f64, p);
+    run_kernel(be, be.hard_bwd_f32, be.hard_bwd_f64, p);
   });
   return {dq, dM, dQ};
 }
@@ -259,21 +230,19 @@ void slot_write_(at::Tensor& M, at::Tensor& C, at::Tensor& count, const at::Tens
                  const at::Tensor& c, c10::string_view policy) {
   TORCH_CHECK(policy == "append" || policy == "ring", "policy must be 'append' or 'ring', got '",
               std::string(policy), "'");
-  TORCH_CHECK(M.dim() == 3, "M must be [B, N, d], got ", M.sizes());
+  check_shape(M, "M", {{"B", kAny}, {"N", kAny}, {"d", kAny}});
   const int64_t B = M.size(0), N = M.size(1), d = M.size(2);
-  TORCH_CHECK(C.sizes() == M.sizes(), "C must have M's shape ", M.sizes(), ", got ", C.sizes());
-  TORCH_CHECK(count.dim() == 1 && count.size(0) == B && count.scalar_type() == at::kLong,
-              "count must be int64 [B] = [", B, "], got ", count.scalar_type(), " ", count.sizes());
-  TORCH_CHECK(m.dim() == 2 && m.size(0) == B && m.size(1) == d, "m must be [B, d] = [", B, ", ",
-              d, "], got ", m.sizes());
-  TORCH_CHECK(c.sizes() == m.sizes(), "c must be [B, d] = [", B, ", ", d, "], got ", c.sizes());
-  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&C, &m, &c}) {
-    TORCH_CHECK(t->scalar_type() == M.scalar_type(), "C, m and c must have M's dtype ",
-                M.scalar_type(), ", got ", t->scalar_type());
-  }
-  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&C, &count, &m, &c}) {
-    TORCH_CHECK(t->device() == M.device(), "all tensors must be on ", M.device());
-  }
+  check_shape_like(C, "C", M, "M");
+  check_shape(count, "count", {{"B", B}}, at::kLong);
+  check_shape(m, "m", {{"B", B}, {"d", d}});
+  check_shape(c, "c", {{"B", B}, {"d", d}});
+  check_dtype_like(C, "C", M, "M");
+  check_dtype_like(m, "m", M, "M");
+  check_dtype_like(c, "c", M, "M");
+  check_device_like(C, "C", M, "M");
+  check_device_like(count, "count", M, "M");
+  check_device_like(m, "m", M, "M");
+  check_device_like(c, "c", M, "M");
   TORCH_CHECK(N >= 1, "M must have at least one slot");
   // Written in place: an expanded (stride-0) or self-overlapping M, C or count would have rows
   // overwrite each other, and M, C and count must not share memory.

@@ -12,7 +12,7 @@
 // "MISMATCH ..."), "path ..." lines saying whether the MLP kernels ran on chip, and "OK" last;
 // exits 1 on a mismatch, 2 on bad arguments. The CPU side: the ISA-generic CPU kernels of the
 // MLP ops (csrc/cpu/mlp_memory_kernels.cpp), the per-element cores the CPU slot kernels loop
-// over (slot_core.h), and plain references for the delta step, the row gather and the table.
+// over (slot_memory_core.h), and plain references for the delta step, the row gather and the table.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -26,11 +26,12 @@
 #include "cuda_exec.cuh"
 #include "cuda_runtime.h"
 #include "delta_rule_step_launch.h"
+#include "gather_rows_launch.h"
+#include "hash_table_launch.h"
 #include "memory_ext/hash_table_core.h"
 #include "mlp_memory_kernels.h"
 #include "mlp_memory_launch.h"
 #include "slot_memory_launch.h"
-#include "vocab_launch.h"
 
 using namespace memory_ext;
 using Vec = std::vector<float>;
@@ -383,7 +384,7 @@ void run_mlp(int argc, char** argv) {
 // --- delta rule step ------------------------------------------------------------------------
 void run_delta(int argc, char** argv) {
   if (argc != 4) usage("delta needs B H K V");
-  DeltaStepParams<float, float> p;
+  DeltaRuleStepParams<float, float> p;
   p.B = std::atoi(argv[0]);
   p.H = std::atoi(argv[1]);
   p.K = std::atoi(argv[2]);

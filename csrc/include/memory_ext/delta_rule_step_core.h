@@ -10,7 +10,7 @@
 namespace memory_ext {
 
 template <typename T, typename S>
-struct DeltaStepParams {
+struct DeltaRuleStepParams {
   int B = 0, H = 0, K = 0, V = 0;
   S scale = S(1);
   const T* q = nullptr;     // [B, H, K]
@@ -23,7 +23,7 @@ struct DeltaStepParams {
 
 // Column j of the state of pair bh = b * H + h.
 template <typename T, typename S>
-ME_HD ME_INLINE void delta_step_column(const DeltaStepParams<T, S>& p, int bh, int j) {
+ME_HD ME_INLINE void delta_rule_step_column(const DeltaRuleStepParams<T, S>& p, int bh, int j) {
   const T* q = p.q + static_cast<long>(bh) * p.K;
   const T* k = p.k + static_cast<long>(bh) * p.K;
   S* st = p.state + static_cast<long>(bh) * p.K * p.V;

@@ -48,4 +48,19 @@ ME_HD ME_INLINE int64_t find_slot(const int64_t* slots, int64_t cap, int64_t key
 }
 
 }  // namespace hash
+
+// One call of a table kernel, from the host glue (csrc/ops/hash_table.cpp) to the CPU or CUDA
+// kernels; the pointers an op does not use are null.
+struct HashTableParams {
+  int64_t* slots = nullptr;  // [capacity, kSlotWidth]
+  int64_t capacity = 0;
+  int64_t* meta = nullptr;           // [3] (lookup_or_insert, erase)
+  const int64_t* keys = nullptr;     // [n] (lookup_or_insert, find, erase)
+  const int64_t* entries = nullptr;  // [n, kSlotWidth] rows (key, id, count) (rebuild)
+  int64_t n = 0;
+  int64_t* ids = nullptr;     // [n] (lookup_or_insert, find)
+  int64_t* counts = nullptr;  // [n] (find)
+  bool* erased = nullptr;     // [n] (erase)
+};
+
 }  // namespace memory_ext

@@ -9,7 +9,7 @@ Only the C x C solve is per chunk; the chunks are then chained by matmuls.
 
 Two implementations: `fused_chunk_delta_rule` runs the fused kernels (torch.ops.memory_ext.
 delta_rule_chunk and its backward _delta_rule_chunk_bwd, csrc/include/memory_ext/
-delta_chunk_core.h; CPU), and `chunk_delta_rule` is the same math in torch ops (batched
+delta_rule_chunk_core.h; CPU), and `chunk_delta_rule` is the same math in torch ops (batched
 matmuls and a triangular solve, autograd gives the backward), used on devices without the
 fused chunk kernel (CUDA: cuBLAS).
 """

@@ -1,10 +1,8 @@
-// Torch-free entry points of the elastic-vocabulary CUDA kernels (hash table, row gather).
+// Torch-free entry points of the integer-key hash table's CUDA kernels (hash_table.cu).
 // Each returns nullptr on success, else the CUDA error string.
 #pragma once
 
 #include <cstdint>
-
-#include "memory_ext/gather_rows_core.h"
 
 namespace memory_ext {
 namespace cuda {
@@ -17,7 +15,6 @@ const char* hash_erase(int64_t* slots, int64_t cap, int64_t* meta, const int64_t
                        bool* erased, void* stream);
 const char* hash_rebuild(int64_t* slots, int64_t cap, const int64_t* entries, int64_t m,
                          void* stream);
-const char* gather_rows(const GatherRowsParams& p, void* stream);
 
 }  // namespace cuda
 }  // namespace memory_ext

@@ -1,4 +1,5 @@
-// TokenTable: token string -> stable integer id with use counts (spec section 4). Torch-free.
+// TokenTable: token string -> stable integer id with use counts (spec section 4). Torch-free,
+// no op: bound to Python by python/token_table_bind.cpp (memory_ext.TokenTable).
 // Inserting a new token gives it the lowest free id; prune() frees ids (rare tokens, except
 // protected ones and tokens younger than a grace period); survivors keep their ids until
 // compact() renumbers the live ids densely in their old order. Reads take a shared lock,
@@ -15,7 +16,6 @@
 #include <vector>
 
 namespace memory_ext {
-namespace vocab {
 
 struct StringHash {
   using is_transparent = void;
@@ -78,5 +78,4 @@ class TokenTable {
   int64_t live_ = 0;
 };
 
-}  // namespace vocab
 }  // namespace memory_ext

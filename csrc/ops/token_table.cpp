@@ -6,7 +6,6 @@
 #include <unordered_set>
 
 namespace memory_ext {
-namespace vocab {
 namespace {
 
 void check_nonempty(const std::vector<std::string_view>& tokens, const char* what) {
@@ -266,5 +265,4 @@ void TokenTable::rebuild_free_locked() {
   }
 }
 
-}  // namespace vocab
 }  // namespace memory_ext

@@ -1,8 +1,6 @@
 // delta_rule_chunk / _delta_rule_chunk_bwd: validation with named-argument errors, output
-// allocation, and the call into a backend's kernels (see delta_chunk_core.h for the math).
-#include "delta_chunk.h"
-
-#include <initializer_list>
+// allocation, and the call into a backend's kernels (see delta_rule_chunk_core.h for the math).
+#include "delta_rule_chunk.h"
 
 #include "checks.h"
 
@@ -14,44 +12,38 @@ struct Dims {
 };
 
 // Checks q, k, v, beta (shapes, one dtype, one device) and chunk_size; returns the dims.
-Dims check_inputs(const DeltaChunkBackend& be, const at::Tensor& q, const at::Tensor& k,
+Dims check_inputs(const DeltaRuleChunkBackend& be, const at::Tensor& q, const at::Tensor& k,
                   const at::Tensor& v, const at::Tensor& beta, int64_t chunk_size) {
-  TORCH_CHECK(q.dim() == 3, "q must be [BH, T, K], got ", q.sizes());
-  TORCH_CHECK(v.dim() == 3, "v must be [BH, T, V], got ", v.sizes());
+  check_shape(q, "q", {{"BH", kAny}, {"T", kAny}, {"K", kAny}});
+  check_shape(v, "v", {{"BH", kAny}, {"T", kAny}, {"V", kAny}});
   const int64_t BH = q.size(0), T = q.size(1), K = q.size(2), V = v.size(2);
-  check_shape(k, "k", "[BH, T, K]", {BH, T, K});
-  check_shape(v, "v", "[BH, T, V]", {BH, T, V});
-  check_shape(beta, "beta", "[BH, T]", {BH, T});
+  check_shape(k, "k", {{"BH", BH}, {"T", T}, {"K", K}});
+  check_shape(v, "v", {{"BH", BH}, {"T", T}, {"V", V}});
+  check_shape(beta, "beta", {{"BH", BH}, {"T", T}});
   TORCH_CHECK(K >= 1 && V >= 1, "K and V must be >= 1, got K = ", K, ", V = ", V);
   TORCH_CHECK(chunk_size >= 1, "chunk_size must be >= 1, got ", chunk_size);
   check_fits_int(BH, "q", "BH");
   check_fits_int(T, "q", "T");
   check_fits_int(K, "q", "K");
   check_fits_int(V, "v", "V");
-  const auto dt = q.scalar_type();
-  TORCH_CHECK(dt == at::kFloat || (dt == at::kDouble && be.supports_f64), "q must be float32",
-              be.supports_f64 ? " or float64" : "", " on ", be.name, ", got ", dt);
-  for (const at::Tensor* t : {&k, &v, &beta}) {
-    TORCH_CHECK(t->scalar_type() == dt, "k, v and beta must have q's dtype ", dt, ", got ",
-                t->scalar_type());
-    TORCH_CHECK(t->device() == q.device(), "k, v and beta must be on ", q.device(), ", got ",
-                t->device());
-  }
+  check_float(be, q, "q");
+  check_like(k, "k", q, "q");
+  check_like(v, "v", q, "q");
+  check_like(beta, "beta", q, "q");
   const int64_t C = std::min<int64_t>(chunk_size, std::max<int64_t>(T, 1));
   return {BH, T, K, V, C, (T + C - 1) / C};
 }
 
 void check_state(const at::Tensor& s, const at::Tensor& q, const char* name, const Dims& d) {
-  check_shape(s, name, "[BH, K, V]", {d.BH, d.K, d.V});
-  TORCH_CHECK(s.scalar_type() == q.scalar_type(), name, " must have q's dtype ",
-              q.scalar_type(), ", got ", s.scalar_type());
-  TORCH_CHECK(s.device() == q.device(), name, " must be on ", q.device(), ", got ", s.device());
+  check_shape(s, name, {{"BH", d.BH}, {"K", d.K}, {"V", d.V}});
+  check_like(s, name, q, "q");
 }
 
 template <typename T>
-DeltaChunkParams<T> base_params(const Dims& d, double scale, const at::Tensor& q,
-                                const at::Tensor& k, const at::Tensor& v, const at::Tensor& b) {
-  DeltaChunkParams<T> p;
+DeltaRuleChunkParams<T> base_params(const Dims& d, double scale, const at::Tensor& q,
+                                    const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& b) {
+  DeltaRuleChunkParams<T> p;
   p.BH = static_cast<int>(d.BH);
   p.steps = static_cast<int>(d.T);
   p.K = static_cast<int>(d.K);
@@ -70,15 +62,10 @@ const T* opt_ptr(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-using Fn32 = void (*)(const DeltaChunkParams<float>&, void*);
-using Fn64 = void (*)(const DeltaChunkParams<double>&, void*);
-void run(Fn32 f, Fn64, const DeltaChunkParams<float>& p, void* stream) { f(p, stream); }
-void run(Fn32, Fn64 f, const DeltaChunkParams<double>& p, void* stream) { f(p, stream); }
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> delta_rule_chunk_impl(
-    const DeltaChunkBackend& be, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const DeltaRuleChunkBackend& be, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const at::Tensor& beta, const c10::optional<at::Tensor>& initial_state, double scale,
     int64_t chunk_size, bool save_states) {
   const Dims d = check_inputs(be, q, k, v, beta, chunk_size);
@@ -95,7 +82,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> delta_rule_chunk_impl(
                                   : at::empty({0}, q.options());
   if (d.BH == 0) return {o, S, states};
   at::Tensor ws = at::empty(
-      {d.BH, static_cast<int64_t>(delta_chunk_workspace(d.C, d.K, d.V, false))}, q.options());
+      {d.BH, static_cast<int64_t>(delta_rule_chunk_workspace(d.C, d.K, d.V, false))}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "delta_rule_chunk", [&] {
     auto p = base_params<scalar_t>(d, scale, qc, kc, vc, bc);
     p.S0 = opt_ptr<scalar_t>(S0);
@@ -103,22 +90,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> delta_rule_chunk_impl(
     p.S = S.data_ptr<scalar_t>();
     p.states = save_states ? states.data_ptr<scalar_t>() : nullptr;
     p.workspace = ws.data_ptr<scalar_t>();
-    run(be.fwd_f32, be.fwd_f64, p, be.current_stream());
+    run_kernel(be, be.fwd_f32, be.fwd_f64, p);
   });
   return {o, S, states};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> delta_rule_chunk_bwd_impl(
-    const DeltaChunkBackend& be, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const DeltaRuleChunkBackend& be, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const at::Tensor& beta, const at::Tensor& states, const at::Tensor& grad_o,
     const c10::optional<at::Tensor>& grad_final, double scale, int64_t chunk_size) {
   const Dims d = check_inputs(be, q, k, v, beta, chunk_size);
-  check_shape(states, "states", "[BH, n_chunks, K, V]", {d.BH, d.n, d.K, d.V});
-  check_shape(grad_o, "grad_o", "[BH, T, V]", {d.BH, d.T, d.V});
-  for (const at::Tensor* t : {&states, &grad_o}) {
-    TORCH_CHECK(t->scalar_type() == q.scalar_type() && t->device() == q.device(),
-                "states and grad_o must have q's dtype and device");
-  }
+  check_shape(states, "states", {{"BH", d.BH}, {"n_chunks", d.n}, {"K", d.K}, {"V", d.V}});
+  check_shape(grad_o, "grad_o", {{"BH", d.BH}, {"T", d.T}, {"V", d.V}});
+  check_like(states, "states", q, "q");
+  check_like(grad_o, "grad_o", q, "q");
   at::Tensor gS;
   if (grad_final.has_value() && grad_final->defined()) {
     check_state(*grad_final, q, "grad_final", d);
@@ -130,7 +115,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> delta_rul
              db = at::empty_like(bc), dS0 = at::empty({d.BH, d.K, d.V}, q.options());
   if (d.BH == 0) return {dq, dk, dv, db, dS0};
   at::Tensor ws = at::empty(
-      {d.BH, static_cast<int64_t>(delta_chunk_workspace(d.C, d.K, d.V, true))}, q.options());
+      {d.BH, static_cast<int64_t>(delta_rule_chunk_workspace(d.C, d.K, d.V, true))}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "_delta_rule_chunk_bwd", [&] {
     auto p = base_params<scalar_t>(d, scale, qc, kc, vc, bc);
     p.states = sc.data_ptr<scalar_t>();
@@ -142,7 +127,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> delta_rul
     p.dbeta = db.data_ptr<scalar_t>();
     p.dS0 = dS0.data_ptr<scalar_t>();
     p.workspace = ws.data_ptr<scalar_t>();
-    run(be.bwd_f32, be.bwd_f64, p, be.current_stream());
+    run_kernel(be, be.bwd_f32, be.bwd_f64, p);
   });
   return {dq, dk, dv, db, dS0};
 }

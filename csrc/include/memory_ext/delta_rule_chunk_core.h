@@ -19,7 +19,7 @@
 namespace memory_ext {
 
 template <typename T>
-struct DeltaChunkParams {
+struct DeltaRuleChunkParams {
   int BH = 0, steps = 0, K = 0, V = 0, C = 64;  // heads (batch folded in), steps, dims, chunk
   T scale = T(1);
   const T* q = nullptr;     // [BH, T, K]
@@ -39,21 +39,21 @@ struct DeltaChunkParams {
   T* dv = nullptr;            // [BH, T, V]
   T* dbeta = nullptr;         // [BH, T]
   T* dS0 = nullptr;           // [BH, K, V]
-  T* workspace = nullptr;     // BH * delta_chunk_workspace(...)
+  T* workspace = nullptr;     // BH * delta_rule_chunk_workspace(...)
 
   ME_HD int chunks() const { return steps / C + (steps % C != 0); }  // (no int overflow)
 };
 
 // Per-head scratch (elements): forward G, P [C, C], W [C, K], U~, U [C, V];
 // backward adds dP, dA [C, C], dW, Y_W [C, K], dU, Y_U [C, V], dS [K, V].
-ME_HD inline std::size_t delta_chunk_workspace(int C, int K, int V, bool backward) {
+ME_HD inline std::size_t delta_rule_chunk_workspace(int C, int K, int V, bool backward) {
   const std::size_t cc = std::size_t(C) * C, ck = std::size_t(C) * K, cv = std::size_t(C) * V;
   std::size_t n = 2 * cc + ck + 2 * cv;
   if (backward) n += 2 * cc + 2 * ck + 2 * cv + std::size_t(K) * V;
   return n;
 }
 
-namespace delta_chunk_detail {
+namespace delta_rule_chunk_detail {
 
 template <typename T>
 struct Scaled {  // epilogue: v * s
@@ -112,11 +112,12 @@ ME_HD void chunk_prologue(const E& ex, int r, int K, int V, const T* Qc, const T
   ex.sync();
 }
 
-}  // namespace delta_chunk_detail
+}  // namespace delta_rule_chunk_detail
 
 template <typename E, typename T>
-ME_HD void delta_chunk_forward_head(const E& ex, const DeltaChunkParams<T>& p, int h, T* ws) {
-  using namespace delta_chunk_detail;
+ME_HD void delta_rule_chunk_forward_head(const E& ex, const DeltaRuleChunkParams<T>& p, int h,
+                                         T* ws) {
+  using namespace delta_rule_chunk_detail;
   const int K = p.K, V = p.V, C = p.C, n = p.chunks();
   T* G = ws;
   T* P = G + static_cast<long>(C) * C;
@@ -149,8 +150,9 @@ ME_HD void delta_chunk_forward_head(const E& ex, const DeltaChunkParams<T>& p, i
 }
 
 template <typename E, typename T>
-ME_HD void delta_chunk_backward_head(const E& ex, const DeltaChunkParams<T>& p, int h, T* ws) {
-  using namespace delta_chunk_detail;
+ME_HD void delta_rule_chunk_backward_head(const E& ex, const DeltaRuleChunkParams<T>& p, int h,
+                                          T* ws) {
+  using namespace delta_rule_chunk_detail;
   const int K = p.K, V = p.V, C = p.C, n = p.chunks();
   const long cc = static_cast<long>(C) * C, ck = static_cast<long>(C) * K,
              cv = static_cast<long>(C) * V, kv = static_cast<long>(K) * V;

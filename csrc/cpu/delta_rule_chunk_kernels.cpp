@@ -1,0 +1,39 @@
+// CPU kernels of the chunkwise delta rule: the shared per-head algorithm (delta_rule_chunk_core.h)
+// run by CpuExec. Built twice, see CMakeLists.txt.
+#include "delta_rule_chunk_kernels.h"
+
+#include "cpu_exec.h"
+
+#ifndef MEMORY_EXT_CPU_CAP
+#define MEMORY_EXT_CPU_CAP base
+#endif
+#define ME_CAT2(a, b) a##b
+#define ME_CAT(a, b) ME_CAT2(a, b)
+
+namespace memory_ext {
+namespace cpu {
+namespace {
+
+template <typename T>
+void fwd(const DeltaRuleChunkParams<T>& p, int h0, int h1) {
+  CpuExec ex;
+  const std::size_t ws = delta_rule_chunk_workspace(p.C, p.K, p.V, false);
+  for (int h = h0; h < h1; ++h) delta_rule_chunk_forward_head(ex, p, h, p.workspace + h * ws);
+}
+
+template <typename T>
+void bwd(const DeltaRuleChunkParams<T>& p, int h0, int h1) {
+  CpuExec ex;
+  const std::size_t ws = delta_rule_chunk_workspace(p.C, p.K, p.V, true);
+  for (int h = h0; h < h1; ++h) delta_rule_chunk_backward_head(ex, p, h, p.workspace + h * ws);
+}
+
+}  // namespace
+
+const DeltaRuleChunkCpuKernels& ME_CAT(delta_rule_chunk_kernels_, MEMORY_EXT_CPU_CAP)() {
+  static const DeltaRuleChunkCpuKernels k = {&fwd<float>, &fwd<double>, &bwd<float>, &bwd<double>};
+  return k;
+}
+
+}  // namespace cpu
+}  // namespace memory_ext
