@@ -227,3 +227,14 @@ def test_read_backward_of_another_dtype_names_the_argument(bad):
     args[bad] = args[bad].float()
     with pytest.raises(RuntimeError, match=f"{bad} must have dtype Double like weights"):
         OPS._mlp_memory_read_bwd(W, args["keys"], args["grad_reads"], "tanh")
+
+
+def test_slot_read_hard_picks_a_nan_score_like_torch_argmax():
+    """A NaN score is the maximum (torch.argmax's order; was skipped unless it was slot 0)."""
+    q = torch.tensor([[1.0, 0.0]])
+    M = torch.tensor([[[1.0, 0.0], [float("nan"), 0.0], [0.5, 0.0], [float("nan"), 1.0]]])
+    count = torch.tensor([4])
+    idx, scores = memory_ext.slot_read_hard(q, M, M.clone(), count, hops=1)
+    ref_idx, ref_scores = reference.slot_read_hard(q, M, M.clone(), count, 1)
+    assert idx.tolist() == ref_idx.tolist() == [[1]]
+    assert torch.equal(scores.isnan(), ref_scores.isnan())

@@ -465,7 +465,7 @@ mlp_memory_scan_bwd_impl(const MlpMemoryBackend& be, TensorList checkpoints,
   if (grad_reads) {
     check_shape(*grad_reads, "grad_reads",
                 {{"B", s.B}, {"T", s.T}, {"Hr", s.Hr}, {width(s.L), s.n[s.L]}});
-    check_like(*grad_reads, "grad_reads", ref);
+    check_like(*grad_reads, "grad_reads", ref, "checkpoints[0]");
   }
   TORCH_CHECK(grad_final_weights.empty() ||
                   static_cast<int>(grad_final_weights.size()) == s.L,
@@ -473,11 +473,12 @@ mlp_memory_scan_bwd_impl(const MlpMemoryBackend& be, TensorList checkpoints,
   for (size_t l = 0; l < grad_final_weights.size(); ++l) {
     check_shape(grad_final_weights[l], Name("grad_final_weights", static_cast<int>(l)),
                 {{"B", s.B}, {width(l + 1), s.n[l + 1]}, {width(l), s.n[l]}});
-    check_like(grad_final_weights[l], Name("grad_final_weights", static_cast<int>(l)), ref);
+    check_like(grad_final_weights[l], Name("grad_final_weights", static_cast<int>(l)), ref,
+               "checkpoints[0]");
   }
   if (grad_recon) {
     check_shape(*grad_recon, "grad_recon", {{"B", s.B}, {"T", s.T}});
-    check_like(*grad_recon, "grad_recon", ref);
+    check_like(*grad_recon, "grad_recon", ref, "checkpoints[0]");
   }
 
   std::vector<Tensor> g_w0, gwT, ck;

@@ -165,7 +165,9 @@ ME_HD void slot_hard_forward_elem(const SlotHardParams<T>& p, int b, T* u /* [d]
         continue;
       }
       s[i] = slot_dot(u, M + static_cast<long>(i) * d, d);
-      if (best < 0 || s[i] > s[best]) best = i;
+      // torch.argmax's order: NaN is the largest value (the first NaN wins), then ties go to
+      // the lowest index (x != x: NaN, without isnan, so that it compiles for the device too)
+      if (best < 0 || (s[best] == s[best] && (s[i] > s[best] || s[i] != s[i]))) best = i;
     }
     p.index[static_cast<long>(b) * p.K + k] = best;
     if (best >= 0)
