@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include "../ops/backend.h"
 
@@ -23,3 +24,10 @@ struct OnCpu {
 
 }  // namespace cpu
 }  // namespace memory_ext
+
+// The one registration every CPU backend file ends with, outside any namespace: the family's
+// <Family>Ops template over this file's backend struct kBackend (memory_ext::cpu, anonymous).
+#define MEMORY_EXT_REGISTER_CPU_BACKEND(Ops)                                         \
+  TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {                                          \
+    memory_ext::Ops<memory_ext::cpu::OnCpu<memory_ext::cpu::kBackend>>::register_all(m); \
+  }

@@ -5,6 +5,16 @@
 #include <cstdlib>
 #include <string>
 
+// The kernel files built once per ISA variant (*_kernels.cpp) name their entry points
+// <name>_<variant>: MEMORY_EXT_CPU_CAP is the variant (set by CMake), ME_CAT pastes it on.
+#ifndef MEMORY_EXT_CPU_CAP
+#define MEMORY_EXT_CPU_CAP base
+#endif
+#define ME_STR2(x) #x
+#define ME_STR(x) ME_STR2(x)
+#define ME_CAT2(a, b) a##b
+#define ME_CAT(a, b) ME_CAT2(a, b)
+
 namespace memory_ext {
 namespace cpu {
 

@@ -38,12 +38,8 @@ constexpr DeltaRuleChunkBackend kBackend{
     [](const DeltaRuleChunkParams<float>& p, void*) { over_heads(p, delta_rule_chunk_kernels().bwd_f32); },
     [](const DeltaRuleChunkParams<double>& p, void*) { over_heads(p, delta_rule_chunk_kernels().bwd_f64); }};
 
-using Registration = DeltaRuleChunkOps<OnCpu<kBackend>>;
-
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  memory_ext::cpu::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CPU_BACKEND(DeltaRuleChunkOps)

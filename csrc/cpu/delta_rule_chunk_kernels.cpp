@@ -4,11 +4,7 @@
 
 #include "cpu_exec.h"
 
-#ifndef MEMORY_EXT_CPU_CAP
-#define MEMORY_EXT_CPU_CAP base
-#endif
-#define ME_CAT2(a, b) a##b
-#define ME_CAT(a, b) ME_CAT2(a, b)
+#include "cpu_isa.h"
 
 namespace memory_ext {
 namespace cpu {

@@ -63,12 +63,8 @@ void run(const DeltaRuleStepParams<T, T>& p, void*) {
 
 constexpr DeltaRuleStepBackend kBackend{kCpu, &run<float>, &run<double>};
 
-using Registration = DeltaRuleStepOps<OnCpu<kBackend>>;
-
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  memory_ext::cpu::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CPU_BACKEND(DeltaRuleStepOps)

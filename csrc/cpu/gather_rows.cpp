@@ -30,12 +30,8 @@ void gather(const GatherRowsParams& p, void*) {
 
 constexpr GatherRowsBackend kBackend{kCpu, &gather};
 
-using Registration = GatherRowsOps<OnCpu<kBackend>>;
-
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  memory_ext::cpu::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CPU_BACKEND(GatherRowsOps)

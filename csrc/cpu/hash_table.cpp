@@ -126,12 +126,8 @@ void rebuild(const HashTableParams& p, void*) {
 
 constexpr HashTableBackend kBackend{kCpu, &lookup_or_insert, &find, &erase, &rebuild};
 
-using Registration = HashTableOps<OnCpu<kBackend>>;
-
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  memory_ext::cpu::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CPU_BACKEND(HashTableOps)

@@ -38,8 +38,6 @@ constexpr MlpMemoryBackend kBackend = [] {
   return b;
 }();
 
-using Registration = MlpMemoryOps<OnCpu<kBackend>>;
-
 }  // namespace
 
 const MlpCpuKernels& mlp_kernels() {
@@ -52,6 +50,4 @@ const MlpCpuKernels& mlp_kernels() {
 }  // namespace cpu
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  memory_ext::cpu::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CPU_BACKEND(MlpMemoryOps)

@@ -5,13 +5,7 @@
 #include "memory_ext/mlp_memory_core.h"
 #include "mlp_memory_kernels.h"
 
-#ifndef MEMORY_EXT_CPU_CAP
-#define MEMORY_EXT_CPU_CAP base
-#endif
-#define ME_STR2(x) #x
-#define ME_STR(x) ME_STR2(x)
-#define ME_CAT2(a, b) a##b
-#define ME_CAT(a, b) ME_CAT2(a, b)
+#include "cpu_isa.h"
 
 namespace memory_ext {
 namespace cpu {

@@ -36,12 +36,8 @@ constexpr SlotMemoryBackend kBackend{kCpu,
                                      &hard_fwd<float>, &hard_fwd<double>,
                                      &hard_bwd<float>, &hard_bwd<double>};
 
-using Registration = SlotMemoryOps<OnCpu<kBackend>>;
-
 }  // namespace
 }  // namespace cpu
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CPU, m) {
-  memory_ext::cpu::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CPU_BACKEND(SlotMemoryOps)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -39,3 +40,10 @@ void no_f64(const P&, void*) {
 
 }  // namespace cuda
 }  // namespace memory_ext
+
+// The one registration every CUDA backend file ends with, outside any namespace: the family's
+// <Family>Ops template over this file's backend struct kBackend (memory_ext::cuda, anonymous).
+#define MEMORY_EXT_REGISTER_CUDA_BACKEND(Ops)                                         \
+  TORCH_LIBRARY_IMPL(memory_ext, CUDA, m) {                                          \
+    memory_ext::Ops<memory_ext::cuda::OnCuda<memory_ext::cuda::kBackend>>::register_all(m); \
+  }

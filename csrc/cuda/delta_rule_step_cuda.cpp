@@ -17,12 +17,8 @@ constexpr DeltaRuleStepBackend kBackend{
     },
     &no_f64<DeltaRuleStepParams<double, double>>};
 
-using Registration = DeltaRuleStepOps<OnCuda<kBackend>>;
-
 }  // namespace
 }  // namespace cuda
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CUDA, m) {
-  memory_ext::cuda::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CUDA_BACKEND(DeltaRuleStepOps)

@@ -14,12 +14,8 @@ void gather(const GatherRowsParams& p, void* s) { check_launch(gather_rows(p, s)
 
 constexpr GatherRowsBackend kBackend{kCuda, &gather};
 
-using Registration = GatherRowsOps<OnCuda<kBackend>>;
-
 }  // namespace
 }  // namespace cuda
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CUDA, m) {
-  memory_ext::cuda::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CUDA_BACKEND(GatherRowsOps)

@@ -29,12 +29,8 @@ void rebuild(const HashTableParams& p, void* s) {
 
 constexpr HashTableBackend kBackend{kCuda, &lookup_or_insert, &find, &erase, &rebuild};
 
-using Registration = HashTableOps<OnCuda<kBackend>>;
-
 }  // namespace
 }  // namespace cuda
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CUDA, m) {
-  memory_ext::cuda::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CUDA_BACKEND(HashTableOps)

@@ -25,12 +25,8 @@ constexpr MlpMemoryBackend kBackend = [] {
   return b;
 }();
 
-using Registration = MlpMemoryOps<OnCuda<kBackend>>;
-
 }  // namespace
 }  // namespace cuda
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CUDA, m) {
-  memory_ext::cuda::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CUDA_BACKEND(MlpMemoryOps)

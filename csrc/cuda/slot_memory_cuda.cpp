@@ -21,12 +21,8 @@ constexpr SlotMemoryBackend kBackend{
     [](const SlotHardParams<float>& p, void* s) { check_launch(slot_hard_bwd(p, s), "_slot_read_hard_bwd"); },
     &no_f64<SlotHardParams<double>>};
 
-using Registration = SlotMemoryOps<OnCuda<kBackend>>;
-
 }  // namespace
 }  // namespace cuda
 }  // namespace memory_ext
 
-TORCH_LIBRARY_IMPL(memory_ext, CUDA, m) {
-  memory_ext::cuda::Registration::register_all(m);
-}
+MEMORY_EXT_REGISTER_CUDA_BACKEND(SlotMemoryOps)

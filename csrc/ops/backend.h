@@ -13,8 +13,8 @@
 // checks refuse float64 first). Every backend file has the same end:
 //
 //   constexpr <Family>Backend kBackend{kCpu, ...};           // kCuda in csrc/cuda
-//   using Registration = <Family>Ops<OnCpu<kBackend>>;       // OnCuda in csrc/cuda
-//   TORCH_LIBRARY_IMPL(memory_ext, CPU, m) { ...Registration::register_all(m); }
+//   MEMORY_EXT_REGISTER_CPU_BACKEND(<Family>Ops)   // after the namespaces; CUDA in csrc/cuda
+//   (the macro registers <Family>Ops<OnCpu<kBackend>> under the CPU dispatch key)
 //
 // <Family>Ops<Be> (csrc/ops/<family>.h) registers the family's ops with Be::get() as the backend
 // under Be::guard(tensor), an RAII device guard (none on the CPU): OnCpu and kCpu are in

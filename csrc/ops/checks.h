@@ -134,4 +134,26 @@ inline void check_fits_int(int64_t v, const Name& name, const char* what) {
               std::numeric_limits<int>::max(), ")");
 }
 
+// The delta rule's q [A, C, K], k like q, v [A, C, V], beta [A, C], with the caller's labels for
+// A and C ("B", "H" for one decoding step; "BH", "T" for the chunk form). Returns {A, C, K, V}.
+struct QkvSizes {
+  int64_t a, c, K, V;
+};
+inline QkvSizes check_qkv_beta(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& beta, const char* a, const char* c) {
+  check_shape(q, "q", {{a, kAny}, {c, kAny}, {"K", kAny}});
+  check_shape(v, "v", {{a, kAny}, {c, kAny}, {"V", kAny}});
+  const QkvSizes s{q.size(0), q.size(1), q.size(2), v.size(2)};
+  check_shape(k, "k", {{a, s.a}, {c, s.c}, {"K", s.K}});
+  check_shape(v, "v", {{a, s.a}, {c, s.c}, {"V", s.V}});
+  check_shape(beta, "beta", {{a, s.a}, {c, s.c}});
+  return s;
+}
+
+// An optional tensor's data, or nullptr where it is undefined.
+template <typename T>
+const T* data_or_null(const at::Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
 }  // namespace memory_ext

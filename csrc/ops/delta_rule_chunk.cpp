@@ -14,12 +14,8 @@ struct Dims {
 // Checks q, k, v, beta (shapes, one dtype, one device) and chunk_size; returns the dims.
 Dims check_inputs(const DeltaRuleChunkBackend& be, const at::Tensor& q, const at::Tensor& k,
                   const at::Tensor& v, const at::Tensor& beta, int64_t chunk_size) {
-  check_shape(q, "q", {{"BH", kAny}, {"T", kAny}, {"K", kAny}});
-  check_shape(v, "v", {{"BH", kAny}, {"T", kAny}, {"V", kAny}});
-  const int64_t BH = q.size(0), T = q.size(1), K = q.size(2), V = v.size(2);
-  check_shape(k, "k", {{"BH", BH}, {"T", T}, {"K", K}});
-  check_shape(v, "v", {{"BH", BH}, {"T", T}, {"V", V}});
-  check_shape(beta, "beta", {{"BH", BH}, {"T", T}});
+  const QkvSizes qs = check_qkv_beta(q, k, v, beta, "BH", "T");
+  const int64_t BH = qs.a, T = qs.c, K = qs.K, V = qs.V;
   TORCH_CHECK(K >= 1 && V >= 1, "K and V must be >= 1, got K = ", K, ", V = ", V);
   TORCH_CHECK(chunk_size >= 1, "chunk_size must be >= 1, got ", chunk_size);
   check_fits_int(BH, "q", "BH");
@@ -57,11 +53,6 @@ DeltaRuleChunkParams<T> base_params(const Dims& d, double scale, const at::Tenso
   return p;
 }
 
-template <typename T>
-const T* opt_ptr(const at::Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> delta_rule_chunk_impl(
@@ -85,7 +76,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> delta_rule_chunk_impl(
       {d.BH, static_cast<int64_t>(delta_rule_chunk_workspace(d.C, d.K, d.V, false))}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "delta_rule_chunk", [&] {
     auto p = base_params<scalar_t>(d, scale, qc, kc, vc, bc);
-    p.S0 = opt_ptr<scalar_t>(S0);
+    p.S0 = data_or_null<scalar_t>(S0);
     p.o = o.data_ptr<scalar_t>();
     p.S = S.data_ptr<scalar_t>();
     p.states = save_states ? states.data_ptr<scalar_t>() : nullptr;
@@ -120,7 +111,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> delta_rul
     auto p = base_params<scalar_t>(d, scale, qc, kc, vc, bc);
     p.states = sc.data_ptr<scalar_t>();
     p.grad_o = go.data_ptr<scalar_t>();
-    p.grad_S = opt_ptr<scalar_t>(gS);
+    p.grad_S = data_or_null<scalar_t>(gS);
     p.dq = dq.data_ptr<scalar_t>();
     p.dk = dk.data_ptr<scalar_t>();
     p.dv = dv.data_ptr<scalar_t>();

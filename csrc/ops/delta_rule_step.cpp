@@ -8,12 +8,8 @@ namespace memory_ext {
 void delta_rule_step_impl(const DeltaRuleStepBackend& be, at::Tensor& state, const at::Tensor& q,
                           const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                           double scale, at::Tensor& out) {
-  check_shape(q, "q", {{"B", kAny}, {"H", kAny}, {"K", kAny}});
-  check_shape(v, "v", {{"B", kAny}, {"H", kAny}, {"V", kAny}});
-  const int64_t B = q.size(0), H = q.size(1), K = q.size(2), V = v.size(2);
-  check_shape(k, "k", {{"B", B}, {"H", H}, {"K", K}});
-  check_shape(v, "v", {{"B", B}, {"H", H}, {"V", V}});
-  check_shape(beta, "beta", {{"B", B}, {"H", H}});
+  const QkvSizes qs = check_qkv_beta(q, k, v, beta, "B", "H");
+  const int64_t B = qs.a, H = qs.c, K = qs.K, V = qs.V;
   check_shape(state, "state", {{"B", B}, {"H", H}, {"K", K}, {"V", V}});
   check_shape(out, "out", {{"B", B}, {"H", H}, {"V", V}});
   check_float(be, q, "q");

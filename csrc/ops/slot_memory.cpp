@@ -76,11 +76,6 @@ SlotHardParams<T> hard_params(const Dims& s, const at::Tensor& q, const at::Tens
   return p;
 }
 
-template <typename T>
-const T* ptr_or_null(const at::Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
-
 at::Tensor opt_contig(const c10::optional<at::Tensor>& t) {
   return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
 }
@@ -108,7 +103,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_impl(
     p.M = Mc.data_ptr<scalar_t>();
     p.C = Cc.data_ptr<scalar_t>();
     p.count = cc.data_ptr<int64_t>();
-    p.R = ptr_or_null<scalar_t>(r);
+    p.R = data_or_null<scalar_t>(r);
     p.u = u.data_ptr<scalar_t>();
     p.attn = attn.data_ptr<scalar_t>();
     p.saved_u = saved.data_ptr<scalar_t>();
@@ -146,11 +141,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> slot_read_bwd_impl(
       p.M = Mc.data_ptr<scalar_t>();
       p.C = Cc.data_ptr<scalar_t>();
       p.count = cc.data_ptr<int64_t>();
-      p.R = ptr_or_null<scalar_t>(r);
+      p.R = data_or_null<scalar_t>(r);
       p.saved_u = sc.data_ptr<scalar_t>();
       p.attn = ac.data_ptr<scalar_t>();
       p.gu = gu.data_ptr<scalar_t>();
-      p.gattn = ptr_or_null<scalar_t>(ga);
+      p.gattn = data_or_null<scalar_t>(ga);
       p.dq = dq.data_ptr<scalar_t>();
       p.dM = dM.data_ptr<scalar_t>();
       p.dC = dC.data_ptr<scalar_t>();

@@ -217,11 +217,8 @@ class ElasticEmbedding(nn.Module):
             vals = mean.to(p.device) + noise.to(p.device, p.dtype)
             p.data[rows] = vals
             self._row_sums[name] += vals.double().sum(0)
-            for opt in self._optimizers_alive():
-                for key, t in self._row_state(opt, p, p.shape[0]):
-                    t[rows] = 0
-        self.live[rows] = True
-        self.counts[rows] = 0
+            self._zero_optimizer_rows(p, rows)
+        self._mark(rows, True)
 
     def grow(self, n: int) -> Tensor:
         """n new live rows at the end; returns their ids [n]."""
@@ -260,10 +257,19 @@ class ElasticEmbedding(nn.Module):
         for name, p in self._params().items():
             self._row_sums[name] -= p.data[rows].double().sum(0)
             p.data[rows] = 0
-            for opt in self._optimizers_alive():
-                for key, t in self._row_state(opt, p, p.shape[0]):
-                    t[rows] = 0
-        self.live[rows] = False
+            self._zero_optimizer_rows(p, rows)
+        self._mark(rows, False)
+
+    def _zero_optimizer_rows(self, p: nn.Parameter, rows: Tensor) -> None:
+        """Zero the per-row optimizer state (moments, momentum) of p's rows in every attached
+        optimizer."""
+        for opt in self._optimizers_alive():
+            for _, t in self._row_state(opt, p, p.shape[0]):
+                t[rows] = 0
+
+    def _mark(self, rows: Tensor, live: bool) -> None:
+        """rows become live (a fresh word) or dead (freed); their use counts restart at 0."""
+        self.live[rows] = live
         self.counts[rows] = 0
 
     # --- compaction -------------------------------------------------------------------------
