@@ -7,7 +7,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 
-from ..controller import MNMController
+from .. import MNMController
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class ControllerCase:
     rule: str = "local"
     modes: Sequence[str] = ("fwd+bwd",)
     op_name: str = "mnm_train_step"
+    step_loop: bool = True       # also time "fused-step-loop" (the quick run leaves it out)
 
     def label(self) -> str:
         return (f"B={self.B} T={self.T} lstm={self.hidden} memory={list(self.widths)} "
@@ -60,8 +61,11 @@ class ControllerCase:
                 ctl.reset()
                 return ctl(i["x"])
             return run
-        return {"fused": with_impl("fused"), "fused-step-loop": with_impl("fused", False),
-                "eager": with_impl("reference")}
+        impls = {"fused": with_impl("fused"), "fused-step-loop": with_impl("fused", False),
+                 "eager": with_impl("reference")}
+        if not self.step_loop:
+            del impls["fused-step-loop"]
+        return impls
 
 
 @dataclass(frozen=True)
@@ -104,5 +108,7 @@ class ChatStepCase:
 
 
 # the first is the model of `memory-ext babi --model mnm` (LSTM 128, memory 64-128-64)
-QUICK = [ControllerCase(32, 20, 128, (64, 128, 64)), ChatStepCase(32)]
-FULL = QUICK + [ControllerCase(32, 20, 64, (32, 64, 32)), ControllerCase(32, 20, 128, (64, 128, 64), "grad")]
+# (quick: no fused-step-loop row, 8 conversations instead of 32: each eager train step is long)
+CUDA = [ControllerCase(32, 20, 128, (64, 128, 64)), ChatStepCase(32)]
+QUICK = [ControllerCase(32, 20, 128, (64, 128, 64), step_loop=False), ChatStepCase(8)]
+FULL = CUDA + [ControllerCase(32, 20, 64, (32, 64, 32)), ControllerCase(32, 20, 128, (64, 128, 64), "grad")]

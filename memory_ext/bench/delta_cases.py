@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 from .. import reference as ref
-from ..delta_rule import delta_rule, delta_rule_step
+from .. import delta_rule, delta_rule_step
 from .fla_peer import fla_implementations
 
 
