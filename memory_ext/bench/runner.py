@@ -111,7 +111,7 @@ WIDTH = 100  # every line of the default output fits this many columns
 # (row key, heading, format); the default table shows the first group, --full all of them.
 # A column no row has a value for is left out.
 COLUMNS = [("median_ms", "median ms", "{:.3f}"), ("speedup_vs_eager", "x eager", "{:.1f}"),
-           ("gflops", "GFLOP/s", "{:.2f}"), ("items_per_s", "M items/s", "{:.3g}")]
+           ("gflops", "GFLOP/s", "{:.2f}"), ("items_per_s", "items/s", "si")]
 FULL_COLUMNS = [("iqr_ms", "IQR ms", "{:.3f}"), ("reps", "reps", "{}"),
                 ("pct_peak", "% peak", "{:.1f}"), ("gbs", "GB/s", "{:.1f}"),
                 ("pct_copy", "% copy", "{:.1f}"), ("peak_mem_mb", "fwd+bwd MB", "{:.2f}")]
@@ -121,16 +121,24 @@ def _clip(line: str, width: int = WIDTH) -> str:
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
+def _si(v: float) -> str:
+    """3 significant digits and a k / M / G suffix: 3.33, 457, 4.57k, 15.3M."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
 def _cell(r: Dict, key: str, fmt: str) -> str:
     v = r.get(key)
     if v is None:
         return "-"
-    return fmt.format(v / 1e6 if key == "items_per_s" else v)
+    return _si(v) if fmt == "si" else fmt.format(v)
 
 
 def format_table(rows: List[Dict], full: bool = False) -> str:
     """The rows grouped by case: a line `op  shape`, then a line per mode and implementation.
-    Default: median ms, x eager (from the interleaved medians), GFLOP/s, M items/s, within
+    Default: median ms, x eager (from the interleaved medians), GFLOP/s, items/s, within
     WIDTH columns; full=True adds IQR, repeats, % of peak, GB/s, % of copy and memory."""
     cols = [c for c in COLUMNS + (FULL_COLUMNS if full else [])
             if any(r.get(c[0]) is not None for r in rows)]
@@ -175,7 +183,7 @@ def header_lines(head: Dict) -> List[str]:
 def notes(full: bool, compiled: bool) -> str:
     text = ("x eager: eager (or the named baseline's) median / this median; the implementations "
             "of a case are timed interleaved (round-robin repeats, medians per implementation). "
-            "GFLOP/s: algorithmic forward FLOPs (fwd+bwd counted as 3x forward). M items/s: keys "
+            "GFLOP/s: algorithmic forward FLOPs (fwd+bwd counted as 3x forward). items/s: keys "
             "or tokens per second (vocab group; concat/token: a few tokens timed, scaled to all).")
     if full:
         text += (" % peak: of the fp32 matmul above. GB/s (memory-bound ops): bytes that must "
