@@ -80,10 +80,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     line `memory-ext CMD: error: ...` on stderr and returns 2; a bug keeps its traceback."""
     p = _Parser(prog="memory-ext", description="memory_ext command line")
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("bench", help="time the fused ops against the eager reference and torch.compile")
-    b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    b.add_argument("--full", action="store_true", help="more shapes and longer timing (default: quick, < 3 min on 2 cores)")
-    b.add_argument("--json", metavar="FILE", help="also save the results as JSON")
+    b = sub.add_parser(
+        "bench", help="time the fused ops against the eager reference (and torch.compile: --full)",
+        description="Times each op's implementations interleaved (every repeat runs each once, in "
+                    "rotating order; medians per implementation). The default CPU run is the quick "
+                    "one (about 90 s on 2 cores): small shapes and no torch.compile baseline, whose "
+                    "compiling alone costs 10-20 s a graph there; --full has it.")
+    b.add_argument("--device", default="cpu",
+                   help="cpu (default) or cuda (its cases, with torch.compile)")
+    b.add_argument("--full", action="store_true",
+                   help="all shapes, the torch.compile baselines, longer timing, and the table's "
+                        "detail columns (IQR, repeats, %% of peak, GB/s, memory); many minutes")
+    b.add_argument("--json", metavar="FILE",
+                   help="also save the results as JSON (every field of every row)")
     b.add_argument("--sweep", choices=["T", "d", "B"],
                    help="time each op over a range of T, width d or batch B; JSON + PNG plots in --out")
     b.add_argument("--out", default="bench-out", help="output folder of --sweep (default bench-out)")

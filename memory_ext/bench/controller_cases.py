@@ -19,6 +19,7 @@ class ControllerCase:
     rule: str = "local"
     modes: Sequence[str] = ("fwd+bwd",)
     op_name: str = "mnm_train_step"
+    step_loop: bool = True       # also time "fused-step-loop" (the quick run leaves it out)
 
     def label(self) -> str:
         return (f"B={self.B} T={self.T} lstm={self.hidden} memory={list(self.widths)} "
@@ -60,8 +61,11 @@ class ControllerCase:
                 ctl.reset()
                 return ctl(i["x"])
             return run
-        return {"fused": with_impl("fused"), "fused-step-loop": with_impl("fused", False),
-                "eager": with_impl("reference")}
+        impls = {"fused": with_impl("fused"), "fused-step-loop": with_impl("fused", False),
+                 "eager": with_impl("reference")}
+        if not self.step_loop:
+            del impls["fused-step-loop"]
+        return impls
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ class ChatStepCase:
 
     def make_inputs(self, device: str, requires_grad: bool) -> Dict:
         from ..chat import MemoryChatbot
-        from ..chat_train import encode_batch
-        from ..dialogues import DialogueGenerator
+        from ..chat.train import encode_batch
+        from ..chat.dialogues import DialogueGenerator
         bot = MemoryChatbot(seed=0).to(device)
         turns = encode_batch(bot, DialogueGenerator(seed=0).conversations(self.B))
         return dict(bot=bot, turns=turns)
@@ -93,7 +97,7 @@ class ChatStepCase:
         return outputs[0]
 
     def implementations(self, device: str = "cpu") -> Dict[str, Callable[[Dict], tuple]]:
-        from ..chat_train import conversation_loss
+        from ..chat.train import conversation_loss
 
         def with_impl(impl: str):
             def run(i: Dict):
@@ -104,5 +108,7 @@ class ChatStepCase:
 
 
 # the first is the model of `memory-ext babi --model mnm` (LSTM 128, memory 64-128-64)
-QUICK = [ControllerCase(32, 20, 128, (64, 128, 64)), ChatStepCase(32)]
-FULL = QUICK + [ControllerCase(32, 20, 64, (32, 64, 32)), ControllerCase(32, 20, 128, (64, 128, 64), "grad")]
+# (quick: no fused-step-loop row, 8 conversations instead of 32: each eager train step is long)
+CUDA = [ControllerCase(32, 20, 128, (64, 128, 64)), ChatStepCase(32)]
+QUICK = [ControllerCase(32, 20, 128, (64, 128, 64), step_loop=False), ChatStepCase(8)]
+FULL = CUDA + [ControllerCase(32, 20, 64, (32, 64, 32)), ControllerCase(32, 20, 128, (64, 128, 64), "grad")]

@@ -49,5 +49,6 @@ class SlotReadCase:
         }
 
 
-QUICK = [SlotReadCase(32, 50, 20, 3), SlotReadCase(32, 200, 20, 3), SlotReadCase(32, 50, 20, 1)]
-FULL = QUICK + [SlotReadCase(32, 1000, 64, 3), SlotReadCase(128, 50, 20, 3)]
+QUICK = [SlotReadCase(32, 50, 20, 3), SlotReadCase(32, 200, 20, 3)]
+FULL = QUICK + [SlotReadCase(32, 50, 20, 1), SlotReadCase(32, 1000, 64, 3),
+                SlotReadCase(128, 50, 20, 3)]

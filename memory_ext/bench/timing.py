@@ -4,8 +4,8 @@ from __future__ import annotations
 import ctypes
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable, List
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -21,31 +21,71 @@ class Timing:
     q1_s: float
     q3_s: float
     reps: int
+    times: List[float] = field(default_factory=list, repr=False)  # each call's seconds
 
     @property
     def iqr_s(self) -> float:
         return self.q3_s - self.q1_s
 
 
-def time_fn(fn: Callable[[], object], device: str, *, warmup: int = 2, min_time: float = 0.4,
-            max_reps: int = 200, min_reps: int = 5) -> Timing:
-    """Median and quartiles of fn() wall time (device-synchronised) over repeated calls."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times: List[float] = []
-    start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+def _summary(times: List[float]) -> Timing:
     if len(times) >= 4:
         q = statistics.quantiles(times, n=4)
         q1, q3 = q[0], q[2]
     else:
         q1, q3 = min(times), max(times)
-    return Timing(statistics.median(times), q1, q3, len(times))
+    return Timing(statistics.median(times), q1, q3, len(times), list(times))
+
+
+def round_robin_order(names: Sequence[str], rep: int) -> List[str]:
+    """The order of repeat `rep`: names rotated by rep (a, b, c; b, c, a; c, a, b; ...), so each
+    implementation runs first, in the middle and last equally often."""
+    k = rep % len(names) if names else 0
+    return list(names[k:]) + list(names[:k])
+
+
+FLOOR_REPS = 3  # max_time never cuts the repeats below this
+
+
+def time_round_robin(fns: Dict[str, Callable[..., object]], device: str, *, warmup: int = 2,
+                     min_time: float = 0.4, max_reps: int = 200, min_reps: int = 5,
+                     max_time: float = float("inf"),
+                     setup: Optional[Dict[str, Callable[[], object]]] = None) -> Dict[str, Timing]:
+    """Median and quartiles of each fn() wall time (device-synchronised), the implementations
+    interleaved: every repeat runs each fn once, in an order rotated by one per repeat
+    (round-robin), so that a burst of load from another process hits all of them alike and the
+    ratio of their medians holds. Repeats go on until min_reps are done and min_time (all fns
+    together) has passed, or max_reps are done, or max_time has passed and FLOOR_REPS are done.
+    setup: {name: fn() -> state}, run untimed before each call, which is then fns[name](state)."""
+    names = list(fns)
+
+    def call(name: str) -> float:
+        args = () if setup is None else (setup[name](),)
+        _sync(device)
+        t0 = time.perf_counter()
+        fns[name](*args)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        for name in names:
+            call(name)
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    start = time.perf_counter()
+    rep = 0
+    while rep < max_reps and (rep < min_reps or time.perf_counter() - start < min_time):
+        if rep >= FLOOR_REPS and time.perf_counter() - start > max_time:
+            break
+        for name in round_robin_order(names, rep):
+            times[name].append(call(name))
+        rep += 1
+    return {name: _summary(t) for name, t in times.items()}
+
+
+def time_fn(fn: Callable[[], object], device: str, **kw) -> Timing:
+    """Median and quartiles of fn() wall time (device-synchronised) over repeated calls
+    (time_round_robin of one function; same keywords)."""
+    return time_round_robin({"fn": fn}, device, **kw)["fn"]
 
 
 class _MallInfo2(ctypes.Structure):

@@ -1,32 +1,28 @@
 """Benchmark group "vocab": the elastic vocabulary against the naive ways of doing the same job.
 
 Each measurement has its own setup (a fresh table or module per repetition, not timed), so it
-runs here rather than through run_case. Rows use the runner's row format; "items/s" is keys or
-tokens per second.
+runs here rather than through run_case; the implementations of a measurement are timed
+interleaved all the same (round-robin repeats). Rows use the runner's row format; "items/s" is
+keys or tokens per second.
 """
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Callable, Dict, List, Optional
 
 import torch
 
 from .. import ElasticEmbedding, IntHashTable, TokenTable
-from .timing import _sync
+from .timing import time_round_robin
 
 
-def _time_setup(setup: Callable[[], object], run: Callable[[object], object], device: str,
-                reps: int) -> List[float]:
-    times = []
-    for _ in range(reps):
-        state = setup()
-        _sync(device)
-        t0 = time.perf_counter()
-        run(state)
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return times
+def _time_pair(impls: Dict[str, tuple], device: str, reps: int) -> Dict[str, List[float]]:
+    """{name: (setup() -> state, run(state))} -> {name: the reps times of run}, the
+    implementations interleaved round-robin (a fresh untimed setup before each call)."""
+    timings = time_round_robin({n: r for n, (_, r) in impls.items()}, device, warmup=0,
+                               min_time=0.0, min_reps=reps, max_reps=reps,
+                               setup={n: s for n, (s, _) in impls.items()})
+    return {n: t.times for n, t in timings.items()}
 
 
 def _row(op: str, shape: str, impl: str, times: List[float], *, base_s: Optional[float] = None,
@@ -68,7 +64,9 @@ def grow_rows(device: str, full: bool, V: int = 50_000, D: int = 512, new: int =
         w = torch.randn(V, D, device=device)
         return {"w": w, "m": torch.zeros_like(w), "v": torch.zeros_like(w)}
 
-    timed_tokens = batch  # one batch is timed and scaled: all 10,000 would take minutes
+    # a few tokens are timed and scaled (each one copies every tensor): all 10,000 would take
+    # minutes; the full run times one batch
+    timed_tokens = min(batch, new) if full else min(4, new)
 
     def concat(s):
         for _ in range(timed_tokens):
@@ -77,10 +75,10 @@ def grow_rows(device: str, full: bool, V: int = 50_000, D: int = 512, new: int =
             s["m"] = torch.cat([s["m"], torch.zeros_like(row)])
             s["v"] = torch.cat([s["v"], torch.zeros_like(row)])
 
-    reps = 5 if full else 3
-    base = _time_setup(concat_setup, concat, device, reps)
+    times = _time_pair({"concat/token": (concat_setup, concat), "fused": (adam_module, ours)},
+                       device, 5 if full else 3)
+    base, mine = times["concat/token"], times["fused"]
     base_s = statistics.median(base) * new / timed_tokens
-    mine = _time_setup(adam_module, ours, device, reps)
     return [_row("vocab_grow", shape, "concat/token", base, base_s=base_s, items=new,
                  scale=new / timed_tokens),
             _row("vocab_grow", shape, "fused", mine, base_s=base_s, items=new)]
@@ -103,9 +101,7 @@ def hash_rows(device: str, full: bool, n: int = 1_000_000) -> List[Dict]:
         t._used_bound = table._used_bound
         return t
 
-    mine = _time_setup(setup, lambda t: t.lookup_or_insert(kd), device, 7 if full else 5)
-    rows = []
-    base_s = None
+    impls = {"fused": (setup, lambda t: t.lookup_or_insert(kd))}
     if not device.startswith("cuda"):
         old_list, key_list = old.tolist(), keys.tolist()
 
@@ -116,11 +112,11 @@ def hash_rows(device: str, full: bool, n: int = 1_000_000) -> List[Dict]:
             for k in key_list:
                 if k not in d:
                     d[k] = len(d)
-        base = _time_setup(dict_setup, dict_run, device, 3)
-        base_s = statistics.median(base)
-        rows.append(_row("hash_lookup_or_insert", shape, "python dict", base, base_s=base_s, items=n))
-    rows.append(_row("hash_lookup_or_insert", shape, "fused", mine, base_s=base_s, items=n))
-    return rows
+        impls = {"python dict": (dict_setup, dict_run), **impls}
+    times = _time_pair(impls, device, 5 if full else 3)
+    base_s = statistics.median(times["python dict"]) if "python dict" in times else None
+    return [_row("hash_lookup_or_insert", shape, name, t, base_s=base_s, items=n)
+            for name, t in times.items()]
 
 
 def token_table_rows(full: bool, n: int = 1_000_000) -> List[Dict]:
@@ -138,8 +134,9 @@ def token_table_rows(full: bool, n: int = 1_000_000) -> List[Dict]:
                 counts.append(0)
             counts[i] += 1
 
-    base = _time_setup(lambda: ({}, []), dict_add, "cpu", 3)
-    mine = _time_setup(TokenTable, lambda t: t.add(tokens), "cpu", 5 if full else 3)
+    times = _time_pair({"python dict": (lambda: ({}, []), dict_add),
+                        "fused": (TokenTable, lambda t: t.add(tokens))}, "cpu", 5 if full else 3)
+    base, mine = times["python dict"], times["fused"]
     base_s = statistics.median(base)
     return [_row("token_table_add", shape, "python dict", base, base_s=base_s, items=len(tokens)),
             _row("token_table_add", shape, "fused", mine, base_s=base_s, items=len(tokens))]
@@ -168,9 +165,9 @@ def compact_rows(device: str, peaks: Dict, full: bool, V: Optional[int] = None,
             out = t.new_zeros(t.shape)
             out[: src.numel()] = t.index_select(0, src)
 
-    reps = 7 if full else 5
-    base = _time_setup(lambda: None, eager, device, reps)
-    mine = _time_setup(lambda: None, ours, device, reps)
+    times = _time_pair({"eager": (lambda: None, eager), "fused": (lambda: None, ours)}, device,
+                       7 if full else 3)
+    base, mine = times["eager"], times["fused"]
     base_s = statistics.median(base)
     return [_row("vocab_compact", shape, "eager", base, base_s=base_s, moved=moved, peaks=peaks),
             _row("vocab_compact", shape, "fused", mine, base_s=base_s, moved=moved, peaks=peaks)]
