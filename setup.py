@@ -67,6 +67,17 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call(args)
         subprocess.check_call([cmake, "--build", build_dir, "-j", jobs])
+        # the torch this core was built against, readable before the core is loaded: importing
+        # memory_ext under another torch stops with a clear message instead of an undefined
+        # symbol (memory_ext/__init__.py)
+        dirs = [out_dir]
+        if getattr(self, "editable_mode", False) or self.inplace:  # the source tree imports it
+            dirs.append(os.path.join(ROOT, "memory_ext"))
+        for d in dirs:
+            with open(os.path.join(d, "_built_with.py"), "w") as f:
+                f.write('"""Written by setup.py at build time: the torch the compiled core was '
+                        'built against."""\n'
+                        f"TORCH_VERSION = {cfg['torch_version']!r}\n")
 
 
 setup(

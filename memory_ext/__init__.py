@@ -10,10 +10,14 @@ Layers (docs/layout.md):
 
 The names below are the public API; they stay importable from the top level.
 """
-import torch  # noqa: F401  (loads libtorch before the extension)
+import torch  # (loads libtorch before the extension)
 
-from . import _C  # noqa: F401  (registers torch.ops.memory_ext.*)
-from ._C import TokenTable
+from ._torch_check import check_torch
+
+check_torch(torch.__version__)  # the torch the core was built against, before loading it
+
+from . import _C  # noqa: E402  (registers torch.ops.memory_ext.*)
+from ._C import TokenTable  # noqa: E402
 from .nn.controller import MemoryTransformerBlock, MNMController, mnm_loss
 from .nn.elastic_embedding import ElasticEmbedding
 from .nn.elastic_vocab import ElasticVocab

@@ -69,9 +69,12 @@ def _babi(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    import torch
+
     from . import build_info
     for k, v in build_info().items():
         print(f"{k}: {v}")
+    print(f"torch_running: {torch.__version__}")  # build_info's torch_version: the one built against
     return 0
 
 
