@@ -83,7 +83,7 @@ class CMakeBuild(build_ext):
 setup(
     version=VERSION,
     packages=["memory_ext", "memory_ext.ops", "memory_ext.ops.delta_rule", "memory_ext.nn",
-              "memory_ext.babi", "memory_ext.chat", "memory_ext.bench"],
+              "memory_ext.babi", "memory_ext.chat", "memory_ext.bench", "memory_ext.compat"],
     package_data={"memory_ext.chat": ["data/*.pt"]},  # the small chatbot checkpoint `memory-ext chat` uses
     ext_modules=[CMakeExtension("memory_ext._C")],
     cmdclass={"build_ext": CMakeBuild},

@@ -7,7 +7,7 @@ import torch
 
 import memory_ext
 from memory_ext import reference as ref
-from memory_ext.ops.delta_rule.chunk import chunk_delta_rule, fused_chunk_delta_rule
+from memory_ext.ops.delta_rule.chunk import delta_rule_chunk_fused, delta_rule_chunk_torch
 
 
 def _inputs(N, T, H, K, V, dtype=torch.float64, seed=0):
@@ -39,15 +39,15 @@ def test_fused_equals_torch_ops_form_with_gradients(N, T, H, K, V, chunk):
     g = torch.Generator().manual_seed(1)
     weights = (torch.randn(N, T, H, V, generator=g, dtype=torch.float64),
                torch.randn(N, H, K, V, generator=g, dtype=torch.float64))
-    fused = _run(fused_chunk_delta_rule, inputs, chunk, weights)
-    plain = _run(chunk_delta_rule, inputs, chunk, weights)
+    fused = _run(delta_rule_chunk_fused, inputs, chunk, weights)
+    plain = _run(delta_rule_chunk_torch, inputs, chunk, weights)
     for name, a, b in zip(["o", "S", "dq", "dk", "dv", "dbeta", "dS0"], fused, plain):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11, msg=name)
 
 
 def test_float32_close_to_float64_reference_over_long_sequence():
     q, k, v, beta, s0 = _inputs(2, 300, 2, 32, 32, dtype=torch.float32)
-    o, s = fused_chunk_delta_rule(q, k, v, beta, 0.5, s0, 16)
+    o, s = delta_rule_chunk_fused(q, k, v, beta, 0.5, s0, 16)
     o_r, s_r = ref.delta_rule(*(t.double() for t in (q, k, v, beta)), scale=0.5,
                               initial_state=s0.double(), output_final_state=True)
     assert ((o.double() - o_r).norm() / o_r.norm()).item() < 1e-5
@@ -83,7 +83,7 @@ def test_opcheck(save_states, with_s0):
 
 def test_empty_sequence_and_no_heads():
     q, k, v, beta, s0 = _inputs(2, 0, 3, 4, 5)
-    o, s = fused_chunk_delta_rule(q, k, v, beta, 0.5, s0, 16)
+    o, s = delta_rule_chunk_fused(q, k, v, beta, 0.5, s0, 16)
     assert o.shape == (2, 0, 3, 5)
     torch.testing.assert_close(s, s0)
     o, s, st = torch.ops.memory_ext.delta_rule_chunk(
@@ -106,11 +106,11 @@ def test_states_saved_only_when_a_backward_can_follow(monkeypatch):
     monkeypatch.setattr(torch.ops.memory_ext, "delta_rule_chunk",
                         lambda *a: seen.append(a[-1]) or real(*a))
     q, k, v, beta, _ = _inputs(1, 40, 2, 4, 4)
-    fused_chunk_delta_rule(q, k, v, beta, 1.0, None, 16)
+    delta_rule_chunk_fused(q, k, v, beta, 1.0, None, 16)
     q.requires_grad_()
     with torch.no_grad():
-        fused_chunk_delta_rule(q, k, v, beta, 1.0, None, 16)
-    fused_chunk_delta_rule(q, k, v, beta, 1.0, None, 16)
+        delta_rule_chunk_fused(q, k, v, beta, 1.0, None, 16)
+    delta_rule_chunk_fused(q, k, v, beta, 1.0, None, 16)
     assert seen == [False, False, True]
 
 
@@ -135,8 +135,8 @@ def test_op_bad_inputs(bad, match):
 def test_default_mode_on_cpu_is_the_fused_chunk_form(monkeypatch):
     dr = sys.modules["memory_ext.ops.delta_rule.front"]  # the module of the delta_rule front
     calls = []
-    real = dr.fused_chunk_delta_rule
-    monkeypatch.setattr(dr, "fused_chunk_delta_rule", lambda *a: calls.append(a[-1]) or real(*a))
+    real = dr.delta_rule_chunk_fused
+    monkeypatch.setattr(dr, "delta_rule_chunk_fused", lambda *a: calls.append(a[-1]) or real(*a))
     q, k, v, beta, _ = _inputs(1, 20, 2, 8, 8, dtype=torch.float32)
     memory_ext.delta_rule(q, k, v, beta)
     assert calls == [16]  # the default chunk size on the CPU

@@ -74,8 +74,8 @@ def test_torch_compile_fullgraph():
     (lambda a: a.update(state=a["state"].transpose(2, 3).contiguous().transpose(2, 3)),
      "state must be contiguous"),
     (lambda a: a.update(state=a["state"].double()), "state must be Float"),
-    (lambda a: a.update(q=a["q"].half(), k=a["k"].half(), v=a["v"].half(),
-                        beta=a["beta"].half()), "q must be float32"),
+    (lambda a: a.update(q=a["q"].half(), k=a["k"].half(), v=a["v"].half(), beta=a["beta"].half(),
+                        state=a["state"].half()), "state must be Float"),  # half inputs: a float32 state
 ])
 def test_bad_inputs_change_nothing(change, match):
     q, k, v, beta, S = _inputs(2, 2, 8, 8, torch.float32)
@@ -85,3 +85,57 @@ def test_bad_inputs_change_nothing(change, match):
     with pytest.raises(RuntimeError, match=match):
         memory_ext.delta_rule_step(a["q"], a["k"], a["v"], a["beta"], a["state"])
     assert torch.equal(a["state"], before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_half_inputs_accumulate_in_float32(dtype):
+    """fp16 / bf16 q, k, v, beta: upcast, the state float32, o rounded once to v's dtype."""
+    q, k, v, beta, S = (t.to(dtype) for t in _inputs(3, 2, 20, 24, torch.float64))
+    S = S.float()
+    o_r, S_r = ref.delta_rule(q[:, None].double(), k[:, None].double(), v[:, None].double(),
+                              beta[:, None].double(), scale=0.3, initial_state=S.double(),
+                              output_final_state=True)
+    o = memory_ext.delta_rule_step(q, k, v, beta, S, scale=0.3)
+    assert o.dtype == dtype and S.dtype == torch.float32
+    torch.testing.assert_close(o, o_r[:, 0].to(dtype))  # within the rounding of the dtype
+    torch.testing.assert_close(S, S_r.float(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
+def test_half_inputs_write_into_out(out_dtype):
+    q, k, v, beta, S = (t.bfloat16() for t in _inputs(2, 2, 8, 6, torch.float64))
+    S1, S2 = S.float(), S.float()
+    want = memory_ext.delta_rule_step(q, k, v.float(), beta, S1)   # a float32 v: o in float32
+    out = torch.full((2, 2, 6), float("nan"), dtype=out_dtype)
+    o = memory_ext.delta_rule_step(q, k, v, beta, S2, out=out)
+    assert o is out
+    torch.testing.assert_close(out, want.to(out_dtype), rtol=0, atol=0)
+    assert torch.equal(S1, S2)
+
+
+@pytest.mark.parametrize("out, match", [
+    (torch.empty(2, 2, 6, dtype=torch.float16), "out must be torch.bfloat16"),
+    (torch.empty(2, 2, 5, dtype=torch.bfloat16), r"out must be \[B, H, V\]"),
+])
+def test_half_inputs_bad_out_changes_nothing(out, match):
+    q, k, v, beta, S = (t.bfloat16() for t in _inputs(2, 2, 8, 6, torch.float64))
+    S = S.float()
+    before = S.clone()
+    with pytest.raises((TypeError, ValueError), match=match):
+        memory_ext.delta_rule_step(q, k, v, beta, S, out=out)
+    assert torch.equal(S, before)
+
+
+def test_decoding_loop_in_bfloat16_equals_delta_rule():
+    B, T, H, K, V = 2, 9, 3, 12, 10
+    g = torch.Generator().manual_seed(2)
+    q, k = (ref.l2norm(torch.randn(B, T, H, K, generator=g)).bfloat16() for _ in range(2))
+    v = torch.randn(B, T, H, V, generator=g).bfloat16()
+    beta = torch.rand(B, T, H, generator=g).bfloat16()
+    o_all, S_all = memory_ext.delta_rule(q, k, v, beta, output_final_state=True, mode="recurrent")
+    S = torch.zeros(B, H, K, V)
+    o = torch.stack([memory_ext.delta_rule_step(q[:, t], k[:, t], v[:, t], beta[:, t], S)
+                     for t in range(T)], 1)
+    assert o.dtype == torch.bfloat16
+    torch.testing.assert_close(o.float(), o_all.float(), rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(S, S_all, rtol=1e-5, atol=1e-5)

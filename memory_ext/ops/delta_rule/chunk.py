@@ -7,9 +7,9 @@ so with A = that unit lower-triangular matrix, W = A^-1 diag(beta) K and U~ = A^
     U = U~ - W S_0,   O = scale * (Q S_0 + tril(Q K^T) U),   S_C = S_0 + K^T U.
 Only the C x C solve is per chunk; the chunks are then chained by matmuls.
 
-Two implementations: `fused_chunk_delta_rule` runs the fused kernels (torch.ops.memory_ext.
+Two implementations: `delta_rule_chunk_fused` runs the fused kernels (torch.ops.memory_ext.
 delta_rule_chunk and its backward _delta_rule_chunk_bwd, csrc/include/memory_ext/
-delta_rule_chunk_core.h; CPU), and `chunk_delta_rule` is the same math in torch ops (batched
+delta_rule_chunk_core.h; CPU), and `delta_rule_chunk_torch` is the same math in torch ops (batched
 matmuls and a triangular solve, autograd gives the backward), used on devices without the
 fused chunk kernel (CUDA: cuBLAS).
 """
@@ -29,9 +29,9 @@ def _fold(x: Tensor) -> Tensor:
     return x.permute(0, 2, 1, 3).reshape(N * H, T, D).contiguous()
 
 
-def fused_chunk_delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float,
+def delta_rule_chunk_fused(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float,
                            S0: Optional[Tensor], chunk: int = 16) -> Tuple[Tensor, Tensor]:
-    """The fused chunk kernels. Arguments and returns as in chunk_delta_rule."""
+    """The fused chunk kernels. Arguments and returns as in delta_rule_chunk_torch."""
     N, T, H, K = q.shape
     V = v.shape[-1]
     needs_grad = torch.is_grad_enabled() and any(
@@ -66,7 +66,7 @@ torch.library.register_autograd("memory_ext::delta_rule_chunk", _chunk_backward,
                                 setup_context=_chunk_setup)
 
 
-def chunk_delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float,
+def delta_rule_chunk_torch(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, scale: float,
                      S0: Optional[Tensor], chunk: int = 64) -> Tuple[Tensor, Tensor]:
     """q, k [N, T, H, K], v [N, T, H, V], beta [N, T, H] (already in the accumulation dtype,
     q and k already normalised if asked); S0 [N, H, K, V] or None.

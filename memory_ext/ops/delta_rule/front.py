@@ -16,7 +16,7 @@ from torch import Tensor
 from .._fake import _fake
 from ..mlp_memory import mlp_memory_scan
 from ..reference import l2norm
-from .chunk import chunk_delta_rule, fused_chunk_delta_rule
+from .chunk import delta_rule_chunk_fused, delta_rule_chunk_torch
 
 # mode=None: the chunk form from this many steps on, per device type. CPU: the fused chunk
 # kernel beat the recurrent form at every T measured, 1..1024 (B=2 H=4 K=V=64 and 128, forward
@@ -135,9 +135,9 @@ def delta_rule(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, *, scale: Optional
     if mode == "chunk":
         S0 = None if initial_state is None else initial_state.to(acc)
         if q.device.type == "cpu":
-            o, S = fused_chunk_delta_rule(q, k, v, beta, scale, S0, chunk_size or 16)
+            o, S = delta_rule_chunk_fused(q, k, v, beta, scale, S0, chunk_size or 16)
         else:
-            o, S = chunk_delta_rule(q, k, v, beta, scale, S0, chunk_size or 64)
+            o, S = delta_rule_chunk_torch(q, k, v, beta, scale, S0, chunk_size or 64)
         if bounds is not None:
             o = _unpad(o, bounds)
         return o.to(out_dtype), (S if output_final_state else None)
@@ -165,16 +165,21 @@ def delta_rule_step(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, state: Tensor
     """One decoding step of the delta rule, updating `state` in place:
     u = v - S^T k;  S += beta k u^T;  o = S^T (scale q).
 
-    With `out` given nothing is allocated and nothing waits on the device, so the call can be
-    captured in a CUDA graph. No autograd (a decoding op); use delta_rule to train.
+    With `out` given and float32 / float64 inputs nothing is allocated and nothing waits on the
+    device, so the call can be captured in a CUDA graph. No autograd (a decoding op); use
+    delta_rule to train.
 
     Args:
-        q, k: [B, H, K] (float32; float64 on CPU)
+        q, k: [B, H, K] (float32, float16 or bfloat16; float64 on CPU)
         v: [B, H, V]
         beta: [B, H]
-        state: [B, H, K, V], contiguous, q's dtype (float32 state for float32 inputs)
+        state: [B, H, K, V], contiguous, float32 (float64 for float64 inputs)
         scale: defaults to K ** -0.5
-        out: [B, H, V] to write o into (allocated when None)
+        out: [B, H, V] to write o into (allocated in v's dtype when None)
+
+    float16 / bfloat16 inputs are upcast to float32 here (the sums and the state are float32,
+    like delta_rule's); o is then rounded to v's dtype, or written into `out` (v's dtype or
+    float32).
 
     Returns:
         o: [B, H, V] (`out` itself when given)
@@ -186,16 +191,35 @@ def delta_rule_step(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, state: Tensor
         >>> o = memory_ext.delta_rule_step(q, k, v, torch.ones(1, 2), S)
         >>> o.shape, bool(S.abs().sum() > 0)
         (torch.Size([1, 2, 16]), True)
+        >>> o16 = memory_ext.delta_rule_step(q.bfloat16(), k.bfloat16(), v.bfloat16(),
+        ...                                  torch.ones(1, 2), S)   # the state stays float32
+        >>> o16.dtype, S.dtype
+        (torch.bfloat16, torch.float32)
     """
     if q.dim() != 3:
         raise ValueError(f"q must be [B, H, K], got {list(q.shape)}")
     if q.shape[-1] < 1:
         raise ValueError(f"q and k need a key width K >= 1, got q {list(q.shape)}")
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    low = (torch.float16, torch.bfloat16)
+    if not any(t.dtype in low for t in (q, k, v, beta)):
+        if out is None:
+            out = v.new_empty(v.shape)
+        torch.ops.memory_ext.delta_rule_step_(state, q, k, v, beta, scale, out)
+        return out
+    # half precision in: the kernel runs in float32 (the C++ op checks the state's dtype)
+    q, k, v32, beta = (t.float() if t.dtype in low else t for t in (q, k, v, beta))
+    if out is not None:
+        if out.dtype not in (v.dtype, v32.dtype):
+            raise TypeError(f"out must be {v.dtype} (v's dtype) or {v32.dtype}, got {out.dtype}")
+        if tuple(out.shape) != tuple(v.shape) or out.device != v.device:
+            raise ValueError(f"out must be [B, H, V] = {list(v.shape)} on {v.device}, got "
+                             f"{list(out.shape)} on {out.device}")
+    o = out if out is not None and out.dtype == v32.dtype else v32.new_empty(v32.shape)
+    torch.ops.memory_ext.delta_rule_step_(state, q, k, v32, beta, scale, o)
     if out is None:
-        out = v.new_empty(v.shape)
-    torch.ops.memory_ext.delta_rule_step_(state, q, k, v, beta, scale, out)
-    return out
+        return o.to(v.dtype)
+    return out if o is out else out.copy_(o)
 
 
 # --- fake (meta) kernels: output shapes for torch.compile and opcheck ---------------------------
