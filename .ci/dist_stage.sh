@@ -17,12 +17,18 @@ echo "== dist stage: sdist and wheel"
 ls -l "$OUT/dist"
 SDIST=$(ls "$OUT"/dist/*.tar.gz) WHEEL=$(ls "$OUT"/dist/*.whl)
 # the sdist carries the build inputs; the wheel the compiled core and the checkpoint
+# (listings into files: `tar | grep -q` would fail under pipefail when grep stops early)
+tar -tzf "$SDIST" > "$OUT/sdist.txt"
+python3 -m zipfile -l "$WHEEL" > "$OUT/wheel.txt"
 for f in CMakeLists.txt LICENSE python/build_config.py csrc/ops/registration.cpp csrc/cuda/mlp_memory.cu \
          docs/spec.md memory_ext/chat/data/chatbot.pt; do
-  tar -tzf "$SDIST" | grep -q "/$f\$" || { echo "dist stage: the sdist lacks $f" >&2; exit 1; }
+  grep -q "/$f\$" "$OUT/sdist.txt" || { echo "dist stage: the sdist lacks $f" >&2; exit 1; }
 done
+if grep -q "/tests/\|/build/\|\.so\$" "$OUT/sdist.txt"; then
+  echo "dist stage: the sdist carries tests, a build tree or a compiled file" >&2; exit 1
+fi
 for f in "memory_ext/_C\..*\.so" memory_ext/_built_with.py memory_ext/chat/data/chatbot.pt; do
-  python3 -m zipfile -l "$WHEEL" | grep -q "$f" || { echo "dist stage: the wheel lacks $f" >&2; exit 1; }
+  grep -q "$f" "$OUT/wheel.txt" || { echo "dist stage: the wheel lacks $f" >&2; exit 1; }
 done
 echo "== dist stage: built ($((SECONDS - T0)) s); install into a fresh venv"
 python3 -m venv "$OUT/venv"
