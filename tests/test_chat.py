@@ -11,7 +11,8 @@ from memory_ext.chat.bot import (MemoryChatbot, UncheckedCheckpointWarning, chec
 from memory_ext.chat.cli import MAX_LINE, chat_session
 from memory_ext.chat.train import encode_batch, conversation_loss, eval_recall
 from memory_ext.cli import main
-from memory_ext.chat.dialogues import FACTS, DialogueGenerator, load_chat_dir, load_pairs
+from memory_ext.chat.dialogues import (ACK_MANY, ANSWER, FACTS, REAL_CITIES, REAL_NAMES, UNTOLD,
+                                      DialogueGenerator, load_chat_dir, load_pairs)
 from memory_ext.nn.elastic_vocab import tokenize
 
 CHAT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "chat")
@@ -19,23 +20,52 @@ TINY = dict(d_model=16, nhead=2, memory_widths=(16, 24, 16), decoder_layers=1)
 
 
 def test_heldout_names_and_cities_never_occur_in_training():
-    train = DialogueGenerator(pool="train", seed=0).conversations(1500)
-    held = DialogueGenerator(pool="heldout", seed=1).conversations(300)
+    pairs = load_chat_dir(CHAT if os.path.isdir(CHAT) else None)
+    train = DialogueGenerator(pairs, pool="train", seed=0).conversations(1500)
+    held = DialogueGenerator(pairs, pool="heldout", seed=1).conversations(300)
     train_words = {w for c in train for t in c.turns for line in t for w in tokenize(line)}
     novel = {c.facts[f] for c in held for f in ("name", "city") if f in c.facts}
-    assert len(novel) > 200 and not novel & train_words
+    novel_words = {w for v in novel for w in tokenize(v)}
+    assert len(novel) > 200 and not novel_words & train_words
+    assert any(v in REAL_NAMES for v in novel) and any(v in REAL_CITIES for v in novel)
 
 
 def test_conversation_structure():
-    for c in DialogueGenerator(seed=3, distractors=(1, 3)).conversations(200):
-        assert set(c.facts) <= set(FACTS) and sorted(c.asks.values()) == sorted(c.facts)
-        first_ask = min(c.asks)
-        for i, fact in c.asks.items():
-            assert normalize(c.turns[i][1]).endswith(normalize(c.facts[fact]) + " .")
+    for c in DialogueGenerator(seed=3).conversations(300):
+        assert set(c.facts) <= set(FACTS) and c.asks
+        assert {a.fact for a in c.asks.values() if a.value is not None} == set(c.facts)
+        for i, ask in c.asks.items():
+            assert ask.value == c.facts.get(ask.fact)
+            want = UNTOLD[ask.fact] if ask.value is None else ANSWER[ask.fact].format(ask.value)
+            assert normalize(c.turns[i][1]) == normalize(want)
         # at least one distractor turn between the last fact told and the first question
-        told = [i for i, (u, _) in enumerate(c.turns) if any(normalize(v) in normalize(u).split()
-                                                             for v in c.facts.values())]
-        assert first_ask - max(told) >= 2
+        told = [i for i, (u, _) in enumerate(c.turns)
+                if any(normalize(v) in normalize(u) for v in c.facts.values())]
+        if told:
+            assert min(c.asks) - max(told) >= 2
+
+
+def test_conversations_are_phrased_the_way_people_type():
+    convs = DialogueGenerator(seed=4).conversations(600)
+    users = [u for c in convs for u, _ in c.turns]
+    values = [v for c in convs for v in c.facts.values()]
+    asks = [a for c in convs for a in c.asks.values()]
+    seen = {
+        "capitals": any(u[:1].isupper() for u in users),
+        "no end mark": any(u[-1:].isalnum() for u in users),
+        "contraction": any("i'm " in u.lower() or "what's " in u.lower() for u in users),
+        "greeting": any(u.lower().startswith(g) for u in users for g in ("hi", "hello", "hey")),
+        "two facts in a line": any(b == ACK_MANY for c in convs for _, b in c.turns),
+        "correction": any(a.corrected for a in asks),
+        "untold question": any(a.value is None for a in asks),
+        "three-word value": any(len(v.split()) == 3 for v in values),
+        "hyphenated value": any("-" in v for v in values),
+        "apostrophised value": any("'" in v for v in values),
+        "8 distractors": any(len(c.turns) - len(c.asks) >= 8 for c in convs),
+    }
+    assert all(seen.values()), [k for k, v in seen.items() if not v]
+    # a hyphenated or apostrophised name is one token: the model can say it back whole
+    assert tokenize("I'm Jean-Luc O'Brien") == ["i'm", "jean-luc", "o'brien"]
 
 
 def test_pair_files_load_and_bad_lines_name_the_line(tmp_path):
@@ -134,22 +164,50 @@ def test_ablation_resets_the_memory_every_turn():
     assert first is not None
 
 
+def test_eval_recall_counts_every_question_once():
+    torch.manual_seed(0)
+    convs = DialogueGenerator(pool="heldout", seed=7).conversations(30)
+    r = eval_recall(MemoryChatbot(TINY), convs, batch_size=8)
+    asks = [a for c in convs for a in c.asks.values()]
+    told = [a for a in asks if a.value is not None]
+    assert r["n_recall"] == len(told) and r["n_honesty"] == len(asks) - len(told)
+    assert r["n_multi_word"] == sum(len(a.value.split()) >= 2 for a in told)
+    assert r["n_corrected"] == sum(a.corrected for a in told)
+    assert set(r["per_fact"]) == {a.fact for a in told}
+    assert all(0 <= r[k] <= 1 for k in ("recall", "honesty"))
+
+
+TRANSCRIPT = [  # (user line, the reply it must get) with the shipped checkpoint
+    ("Hi! My name is Penelope.", "nice to meet you , penelope !"),
+    ("I live in New York.", "new york sounds like a nice place ."),
+    ("what's up?", None),
+    ("What is my name?", "your name is penelope ."),
+    ("where do I live", "you live in new york ."),
+    ("Actually, call me Jean-Luc", None),
+    ("who am i?", "your name is jean-luc ."),
+    ("what pet do I have?", "you have not told me about a pet yet ."),
+]
+
+
 @pytest.mark.skipif(not os.path.exists(default_checkpoint()), reason="no shipped checkpoint")
-def test_shipped_checkpoint_recalls_a_new_name_across_turns(tmp_path, capsys):
+def test_shipped_checkpoint_holds_a_natural_conversation(tmp_path, capsys):
     script = tmp_path / "talk.txt"
-    script.write_text("my name is zufeyqua\nhow are you ?\nthanks\nwhat is my name ?\n")
+    script.write_text("".join(u + "\n" for u, _ in TRANSCRIPT))
     assert main(["chat", "--script", str(script)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "your name is zufeyqua ."
+    out = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    said = out[-len(TRANSCRIPT):]
+    for (user, want), got in zip(TRANSCRIPT, said):
+        if want is not None:
+            assert normalize(got) == want, (user, got)
 
 
 @pytest.mark.skipif(not os.path.exists(default_checkpoint()), reason="no shipped checkpoint")
 def test_shipped_checkpoint_eval_recall_small():
     bot = MemoryChatbot.load(default_checkpoint())
     held = DialogueGenerator(pool="heldout", seed=99).conversations(40)
-    with_memory = eval_recall(bot, held)["accuracy"]
+    with_memory = eval_recall(bot, held)["recall"]
     bot.remember = False
-    without = eval_recall(bot, held)["accuracy"]
+    without = eval_recall(bot, held)["recall"]
     assert with_memory > without + 0.3
 
 

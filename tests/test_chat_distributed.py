@@ -20,10 +20,12 @@ def _worker(rank, world, port, out_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     import torch
     torch.set_num_threads(1)
-    from memory_ext.chat.cli import run_train
-    args = argparse.Namespace(out=os.path.join(out_dir, "bot.pt"), conversations=24, epochs=1,
-                              batch_size=4, lr=2e-3, seed=0, data=None, impl="fused", threads=1,
-                              eval=0)
+    from memory_ext.chat.cli import add_train_arguments, run_train
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)  # the command's own defaults for every flag not given here
+    args = parser.parse_args(["--out", os.path.join(out_dir, "bot.pt"), "--conversations", "24",
+                              "--epochs", "1", "--batch-size", "4", "--lr", "2e-3", "--threads", "1",
+                              "--eval", "0"])
     res = run_train(args)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)

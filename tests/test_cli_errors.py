@@ -49,6 +49,7 @@ CASES = {
     "train-chat --lr nan": ["train-chat", "--lr", "nan"],
     "train-chat --threads -1": ["train-chat", "--threads", "-1"],
     "train-chat --eval -1": ["train-chat", "--eval", "-1"],
+    "train-chat --answer-weight 0": ["train-chat", "--answer-weight", "0"],
     "train-chat --data missing": ["train-chat", "--data", "{T}/nowhere", "--out", "{T}/o.pt"],
     "train-chat --data malformed": ["train-chat", "--data", "{T}/chat", "--out", "{T}/o.pt"],
     "train-chat --out missing folder": ["train-chat", "--out", "{T}/nowhere/o.pt"],

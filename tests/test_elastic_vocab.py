@@ -18,7 +18,10 @@ def _vocab_with_counts(capacity=8):
 
 
 def test_tokenizer_rules():
-    assert tokenize("I'm at Joe's CAFÉ, ok?") == ["im", "at", "joes", "café", ",", "ok", "?"]
+    assert tokenize("I'm at Joe’s CAFÉ, ok?") == ["i'm", "at", "joe's", "café", ",", "ok", "?"]
+    # inner hyphens and apostrophes stay in the word; outer ones and dashes are marks
+    assert tokenize("Jean-Luc -- 'O'Brien' end-") == ["jean-luc", "-", "-", "'", "o'brien", "'", "end", "-"]
+    assert tokenize("Where is Mary-Ann?", punctuation=False) == ["where", "is", "mary-ann"]
     with pytest.raises(TypeError, match="text must be a str"):
         tokenize(None)
 

@@ -24,7 +24,7 @@ from ..nn.elastic_vocab import EOS, PAD, SOS, ElasticVocab, tokenize
 
 CHECKPOINT_FORMAT = "memory_ext.MemoryChatbot/1"
 DEFAULT_CONFIG = dict(d_model=64, nhead=4, memory_widths=(64, 128, 64), rule="local",
-                      decoder_layers=2, max_len=32, max_reply=16)
+                      decoder_layers=2, max_len=32, max_reply=16, decoder_reads=True)
 _INT_KEYS = ("d_model", "nhead", "decoder_layers", "max_len", "max_reply")
 
 
@@ -42,6 +42,8 @@ def check_config(cfg: Dict) -> None:
     if not isinstance(w, (list, tuple)) or not 2 <= len(w) <= 5 or any(
             isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in w):
         raise ValueError(f"config memory_widths must list 2 to 5 ints >= 1, got {w!r}")
+    if not isinstance(cfg["decoder_reads"], bool):
+        raise ValueError(f"config decoder_reads must be a bool, got {cfg['decoder_reads']!r}")
     if cfg["rule"] not in ("local", "grad"):
         raise ValueError(f"config rule must be 'local' or 'grad', got {cfg['rule']!r}")
     if cfg["d_model"] % cfg["nhead"]:
@@ -88,6 +90,10 @@ class MemoryChatbot(nn.Module):
         decoder_layers: TransformerDecoder layers
         max_len: tokens kept of a user line (longer lines keep their last max_len tokens)
         max_reply: most tokens of a generated reply
+        decoder_reads: every reply position also reads the memory (a key from the decoder's
+            state and the word it said last), and a user token's write sees the word before it,
+            so a value of several words can be written and said back word by word from memory
+            (checkpoints saved before this key have it False)
     impl: "fused" or "reference" memory ops; remember=False resets the memory before every turn
     (the ablation: what the original chatbot did).
 
@@ -114,6 +120,11 @@ class MemoryChatbot(nn.Module):
                                                   rule=cfg["rule"], impl=impl)
             layer = nn.TransformerDecoderLayer(d, cfg["nhead"], 4 * d, 0.0, batch_first=True)
             self.decoder = nn.TransformerDecoder(layer, cfg["decoder_layers"])
+            if cfg["decoder_reads"]:
+                widths = cfg["memory_widths"]
+                self.prev_word = nn.Linear(d, d, bias=False)  # a user token sees the word before it
+                self.recall_key = nn.Linear(2 * d, widths[0])  # [decoder state ; last word said]
+                self.recall_out = nn.Linear(widths[-1], d)
         self.remember = remember
         self.recon: Optional[Tensor] = None  # the last turn's reconstruction loss [B, T]
 
@@ -134,8 +145,14 @@ class MemoryChatbot(nn.Module):
     # --- tensors -----------------------------------------------------------------------------
     def encode_lines(self, lines: Sequence[str], grow: bool = True) -> Tuple[Tensor, Tensor]:
         """User lines -> (ids [B, T] right-padded with PAD, mask [B, T]); each line keeps its last
-        max_len tokens; an empty line is one PAD (mask False: it writes nothing)."""
-        seqs = [self.vocab.encode(line, grow=grow)[-self.config["max_len"]:] for line in lines]
+        max_len tokens (with decoder_reads: its last max_len - 1 and an EOS, so the last word
+        of a line is followed by a write too); an empty line is one PAD (mask False: it writes
+        nothing)."""
+        end = self.config["decoder_reads"]
+        keep = self.config["max_len"] - int(end)
+        seqs = [self.vocab.encode(line, grow=grow) for line in lines]
+        seqs = [torch.cat([s[len(s) - keep:], s.new_tensor([EOS])]) if end and len(s) else s[len(s) - keep:]
+                for s in seqs]
         T = max(1, max(s.numel() for s in seqs))
         dev = self.pos.weight.device
         ids = torch.full((len(seqs), T), PAD, dtype=torch.int64, device=dev)
@@ -151,30 +168,46 @@ class MemoryChatbot(nn.Module):
         """Write a user turn to memory and return the decoder's memory [B, T, d]."""
         if not self.remember:
             self.encoder.reset()
-        y, self.recon = self.encoder(self._embed(user), mask)
+        x = self._embed(user)
+        if self.config["decoder_reads"]:  # + the previous word: a write can be keyed by it
+            prev = self.vocab.embedding(user[:, :-1], check=False)
+            x = x + nn.functional.pad(self.prev_word(prev), (0, 0, 1, 0))
+        y, self.recon = self.encoder(x, mask)
         return y
 
-    def speak(self, heard: Tensor, mask: Tensor, reply_in: Tensor) -> Tensor:
-        """Logits [B, R, V] of the next words after reply_in [B, R] (teacher forcing)."""
+    def speak(self, heard: Tensor, mask: Tensor, reply_in: Tensor,
+              rows: Optional[Sequence[int]] = None) -> Tensor:
+        """Logits [B, R, V] of the next words after reply_in [B, R] (teacher forcing). With
+        decoder_reads, each position reads the memory as the last listen() left it (rows: the
+        batch rows heard, reply_in and mask belong to; None: all)."""
         R = reply_in.shape[1]
         causal = nn.Transformer.generate_square_subsequent_mask(R, device=reply_in.device)
         keep = mask.clone()
         keep[:, 0] = True  # a row with nothing heard still has one key to attend to
         h = self.decoder(self._embed(reply_in, self.config["max_len"]), heard, tgt_mask=causal,
                          tgt_is_causal=True, memory_key_padding_mask=~keep)
+        if self.config["decoder_reads"]:
+            W = self.encoder.state["W"]
+            if rows is not None:
+                W = [w[list(rows)] for w in W]
+            said = self.vocab.embedding(reply_in, check=False)  # the last word said, per position
+            keys = torch.tanh(self.recall_key(torch.cat([h, said], -1)))  # [B, R, n_0]
+            h = h + self.recall_out(self.encoder.memory.read(W, keys))
         return self.vocab.embedding.logits(h)
 
     def turn(self, user: Tensor, mask: Tensor, reply_in: Tensor) -> Tensor:
         return self.speak(self.listen(user, mask), mask, reply_in)
 
     @torch.no_grad()
-    def generate(self, heard: Tensor, mask: Tensor) -> List[List[int]]:
-        """Greedy replies (ids without SOS / EOS) for every row of a heard turn."""
+    def generate(self, heard: Tensor, mask: Tensor,
+                 rows: Optional[Sequence[int]] = None) -> List[List[int]]:
+        """Greedy replies (ids without SOS / EOS) for every row of a heard turn (rows: as in
+        speak)."""
         B = heard.shape[0]
         out = torch.full((B, 1), SOS, dtype=torch.int64, device=heard.device)
         done = torch.zeros(B, dtype=torch.bool, device=heard.device)
         for _ in range(self.config["max_reply"]):
-            nxt = self.speak(heard, mask, out)[:, -1].argmax(-1)
+            nxt = self.speak(heard, mask, out, rows)[:, -1].argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
             out = torch.cat([out, nxt[:, None]], 1)
             done |= nxt == EOS
@@ -195,7 +228,7 @@ class MemoryChatbot(nn.Module):
                 reply = self.generate(heard, mask)[0]
         finally:
             self.train(was)
-        return self.vocab.decode(reply) if reply else "..."
+        return detokenize(self.vocab.decode(reply).split()) if reply else "..."
 
     # --- checkpoints -------------------------------------------------------------------------
     def save(self, path: str, with_memory: bool = True) -> None:
@@ -232,6 +265,7 @@ class MemoryChatbot(nn.Module):
         config = payload.get("config")
         if not isinstance(config, dict):
             raise ValueError(f"{path}: config must be a dict, got {type(config).__name__}")
+        config = {"decoder_reads": False, **config}  # saved before decoder reads existed
         try:
             bot = cls(config, impl=impl, remember=remember)
         except ValueError as e:
@@ -348,9 +382,27 @@ def reply_tensors(replies: Sequence[str], vocab: ElasticVocab, grow: bool = True
     return inp.to(dev), tgt.to(dev)
 
 
+def detokenize(tokens: Sequence[str]) -> str:
+    """Tokens as text to show: marks attached to the word before, sentences capitalised
+    (normalize(detokenize(t)) == " ".join(t)).
+
+    >>> detokenize(["nice", "to", "meet", "you", ",", "jean-luc", "!", "bye", "."])
+    'Nice to meet you, jean-luc! Bye.'
+    """
+    out, start = "", True
+    for t in tokens:
+        if t in ",.!?;:" and out:
+            out += t
+            start = start or t in ".!?"
+            continue
+        out += (" " if out else "") + (t[:1].upper() + t[1:] if start else t)
+        start = False
+    return out
+
+
 def normalize(text: str) -> str:
     """Text as the chatbot would say it (tokenized, joined by spaces): for exact comparisons."""
     return " ".join(tokenize(text))
 
 
-__all__ = ["MemoryChatbot", "default_checkpoint", "reply_tensors", "normalize"]
+__all__ = ["MemoryChatbot", "default_checkpoint", "reply_tensors", "normalize", "detokenize"]

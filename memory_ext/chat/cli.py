@@ -24,13 +24,15 @@ def _default_chat_dir() -> Optional[str]:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="chatbot.pt", help="checkpoint path (written every epoch)")
-    p.add_argument("--conversations", type=int, default=3000, help="training conversations")
-    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--conversations", type=int, default=8000, help="training conversations")
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None, help="folder of dialogue pair files (*.json lines); "
                    "default ../shared/data/chat when it exists")
+    p.add_argument("--answer-weight", type=float, default=3.0,
+                   help="loss weight of the replies that answer a question (the others: 1)")
     p.add_argument("--impl", choices=["fused", "reference"], default="fused")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--eval", type=int, default=100, help="held-out conversations evaluated every epoch (0: none)")
@@ -54,6 +56,7 @@ def check_train_arguments(args: argparse.Namespace) -> None:
     for name in ("threads", "eval"):
         check.at_least(args, name, 0)
     check.above(args, "lr", 0)
+    check.above(args, "answer_weight", 0)
     check.output_file(args.out, "--out")
 
 
@@ -85,7 +88,8 @@ def run_train(args: argparse.Namespace) -> Dict:
     def on_epoch(epoch, losses):
         rec = eval_recall(bot, held) if held else None
         entry = {"epoch": epoch, "loss": sum(losses[-50:]) / len(losses[-50:]),
-                 "vocab": len(bot.vocab), "recall": None if rec is None else rec["accuracy"]}
+                 "vocab": len(bot.vocab), "recall": None if rec is None else rec["recall"],
+                 "honesty": None if rec is None else rec["honesty"]}
         log.append(entry)
         if rank == 0:
             # the checkpoint keeps the words of the language, not the names of the last
@@ -97,7 +101,8 @@ def run_train(args: argparse.Namespace) -> Dict:
 
     with tqdm(total=steps, desc="train-chat", disable=rank != 0) as bar:
         res = train_chat(bot, convs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, progress=bar.update, on_epoch=on_epoch, ddp_step=ddp)
+                         seed=args.seed, answer_weight=args.answer_weight, progress=bar.update,
+                         on_epoch=on_epoch, ddp_step=ddp)
     out = {"epochs": log, "seconds": res["seconds"], "vocab": len(bot.vocab),
            "world_size": 1 if ddp is None else ddp.world}
     if rank == 0:
@@ -201,7 +206,6 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> Dict:
-    import time
 
     from .train import eval_recall
     from .dialogues import DialogueGenerator
@@ -212,24 +216,32 @@ def run_eval(args: argparse.Namespace) -> Dict:
         check.output_file(args.json, "--json")
     pairs = _pairs(args.data)
     _load(args.checkpoint)  # a bad checkpoint is refused before the data is generated
-    convs = DialogueGenerator(pairs, "heldout", distractors=(1, 3),
-                              seed=args.seed).conversations(args.conversations)
+    convs = DialogueGenerator(pairs, "heldout", seed=args.seed).conversations(args.conversations)
     rows = {}
     for name, kw in (("memory (fused ops)", dict(impl="fused")),
                      ("no memory (reset every turn)", dict(impl="fused", remember=False)),
                      ("memory (eager reference ops)", dict(impl="reference"))):
         bot = _load(args.checkpoint, **kw)
-        t0 = time.perf_counter()
         r = eval_recall(bot, convs, prune_min_count=args.prune_min_count)
-        r["seconds"] = time.perf_counter() - t0
         rows[name] = r
-        print(f"{name:30s} recall {100 * r['accuracy']:5.1f}%  " + "  ".join(
-            f"{k} {100 * v:.0f}%" for k, v in r["per_fact"].items()) + f"  ({r['asked']} questions, "
-            f"{r['seconds']:.1f} s)", flush=True)
+        print(format_eval_row(name, r), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
     return rows
+
+
+def _pct(x: Optional[float]) -> str:
+    return "  n/a" if x is None else f"{100 * x:4.1f}%"
+
+
+def format_eval_row(name: str, r: Dict) -> str:
+    """One line of eval-chat: recall (per fact kind, multi-word values, after a correction),
+    honesty on facts never told, the question counts and the time."""
+    kinds = " ".join(f"{k} {_pct(v)}" for k, v in r["per_fact"].items())
+    return (f"{name:29s} recall {_pct(r['recall'])} ({kinds}; multi-word {_pct(r['multi_word'])}, "
+            f"corrected {_pct(r['corrected'])})  honesty {_pct(r['honesty'])}  "
+            f"[{r['n_recall']} + {r['n_honesty']} questions, {r['seconds']:.1f} s]")
 
 
 def add_arguments(sub) -> None:

@@ -48,10 +48,10 @@ class ChatDDP:
         self.elastic = [p for n, p in module.named_parameters() if n in elastic]
         self.ddp = nn.parallel.DistributedDataParallel(module)  # broadcasts rank 0's body
 
-    def before_forward(self, bot, batch, turns):
+    def before_forward(self, bot, batch, answer_weight: float = 1.0):
         """Agree on the vocabulary, then encode the batch again with the agreed ids."""
         bot.vocab.sync()
-        return encode_batch(bot, batch)
+        return encode_batch(bot, batch, answer_weight)
 
     def loss(self, turns) -> torch.Tensor:
         return self.ddp(turns)

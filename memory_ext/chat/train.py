@@ -3,6 +3,7 @@
 across turns; the loss is the replies' cross-entropy plus recon_weight * mean recon."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -21,38 +22,47 @@ def _turn_lines(batch: Sequence[Conversation], i: int):
     return users, replies, active
 
 
-def encode_batch(bot: MemoryChatbot, batch: Sequence[Conversation]) -> List[tuple]:
-    """Every turn's tensors, encoded before any forward: the vocabulary (and so the embedding
-    rows) grows here, never between the forward and the backward of a step."""
+def encode_batch(bot: MemoryChatbot, batch: Sequence[Conversation], answer_weight: float = 1.0) -> List[tuple]:
+    """Every turn's tensors (user [B, T], mask [B, T], reply_in [B, R], reply_target [B, R],
+    weight [B]), encoded before any forward: the vocabulary (and so the embedding rows) grows
+    here, never between the forward and the backward of a step. weight is answer_weight on the
+    rows whose turn asks a fact, 1 elsewhere."""
     turns = []
     for i in range(max(len(c.turns) for c in batch)):
         users, replies, active = _turn_lines(batch, i)
         user, mask = bot.encode_lines(users)
         inp, tgt = reply_tensors(replies, bot.vocab, max_reply=bot.config["max_reply"])
         tgt[~active.to(tgt.device)] = PAD
-        turns.append((user, mask, inp, tgt))
+        weight = torch.tensor([answer_weight if i in c.asks else 1.0 for c in batch], device=tgt.device)
+        turns.append((user, mask, inp, tgt, weight))
     return turns
 
 
 def conversation_loss(bot: MemoryChatbot, turns: List[tuple], recon_weight: float = 0.1):
-    """(loss, reply tokens) of one batch of conversations from encode_batch."""
+    """(loss, reply tokens) of one batch of conversations from encode_batch: the replies'
+    cross-entropy averaged over tokens, each weighted by its row's weight, plus recon_weight
+    times the mean reconstruction loss of the turns."""
     bot.forget()
-    ce, tokens, recon = 0.0, 0, 0.0
-    for user, mask, inp, tgt in turns:
+    ce, total, tokens, recon = 0.0, 0.0, 0, 0.0
+    for user, mask, inp, tgt, weight in turns:
         logits = bot.turn(user, mask, inp)
-        ce = ce + nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten(),
-                                              ignore_index=PAD, reduction="sum")
+        per_token = nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD,
+                                                reduction="none").view_as(tgt)
+        w = weight[:, None] * (tgt != PAD)
+        ce = ce + (per_token * w).sum()
+        total = total + w.sum()
         tokens += int((tgt != PAD).sum())
         m = mask.to(bot.recon.dtype)
         recon = recon + (bot.recon * m).sum() / m.sum().clamp(min=1)
-    return ce / max(tokens, 1) + recon_weight * recon / len(turns), tokens
+    return ce / max(float(total), 1e-9) + recon_weight * recon / len(turns), tokens
 
 
 def train_chat(bot: MemoryChatbot, conversations: Sequence[Conversation], *, epochs: int = 1,
                batch_size: int = 32, lr: float = 1e-3, recon_weight: float = 0.1, seed: int = 0,
-               prune_every: int = 20, prune_min_count: int = 30, progress=None, on_epoch=None,
-               ddp_step=None) -> Dict:
-    """Adam over `epochs` passes of `conversations` (shuffled per epoch). Every `prune_every`
+               prune_every: int = 20, prune_min_count: int = 30, answer_weight: float = 1.0,
+               progress=None, on_epoch=None, ddp_step=None) -> Dict:
+    """Adam over `epochs` passes of `conversations` (shuffled per epoch), the learning rate
+    falling from lr to lr / 10 along a cosine. Every `prune_every`
     batches the words used fewer than `prune_min_count` times are pruned (names and cities of
     past conversations), so the model keeps meeting names as fresh rows, as it will at test
     time, and the vocabulary stays small. `progress(n)` after
@@ -65,7 +75,7 @@ def train_chat(bot: MemoryChatbot, conversations: Sequence[Conversation], *, epo
     losses: List[float] = []
     t0 = time.perf_counter()
     bot.train()
-    step = 0
+    step, total = 0, epochs * ((len(conversations) + batch_size - 1) // batch_size)
     for epoch in range(1, epochs + 1):
         order = torch.randperm(len(conversations), generator=g).tolist()
         for s in range(0, len(order), batch_size):
@@ -75,12 +85,14 @@ def train_chat(bot: MemoryChatbot, conversations: Sequence[Conversation], *, epo
                 if ddp_step is not None:
                     bot.vocab.sync()  # the same counts on every rank: the same words pruned
                 bot.vocab.prune(prune_min_count)
-            turns = encode_batch(bot, batch)
+            turns = encode_batch(bot, batch, answer_weight)
             if ddp_step is not None:
-                turns = ddp_step.before_forward(bot, batch, turns)
+                turns = ddp_step.before_forward(bot, batch, answer_weight)
                 loss = ddp_step.loss(turns)
             else:
                 loss, _ = conversation_loss(bot, turns, recon_weight)
+            for group in opt.param_groups:  # cosine from lr down to lr / 10 over the run
+                group["lr"] = lr * (0.55 + 0.45 * math.cos(math.pi * (step - 1) / max(total - 1, 1)))
             opt.zero_grad()
             loss.backward()
             if ddp_step is not None:
@@ -102,13 +114,24 @@ def train_chat(bot: MemoryChatbot, conversations: Sequence[Conversation], *, epo
 def eval_recall(bot: MemoryChatbot, conversations: Sequence[Conversation],
                 batch_size: int = 50, prune_min_count: int = 30) -> Dict:
     """Exact-reply accuracy on the turns that ask a fact (greedy replies; the user lines are
-    written to memory as they come, new words enter the vocabulary). Also per fact kind.
-    Between batches the words used fewer than prune_min_count times are pruned, as in
-    training (0: never), so earlier conversations' names do not pile up in the vocabulary."""
+    written to memory as they come, new words enter the vocabulary). Returns fractions:
+        recall: of questions about told facts, answered with the value that counts
+        per_fact: recall per fact kind
+        multi_word: recall where the value has two or more words
+        corrected: recall where the fact was corrected (or told again) before the question
+        honesty: of questions about facts never told, answered "you have not told me ..."
+    and the counts behind each (n_*). Between batches the words used fewer than
+    prune_min_count times are pruned, as in training (0: never), so earlier conversations'
+    names do not pile up in the vocabulary."""
     was = bot.training
     bot.eval()
-    right: Dict[str, int] = {}
-    asked: Dict[str, int] = {}
+    tally: Dict[str, List[int]] = {}  # group -> [right, asked]
+
+    def count(group: str, ok: bool) -> None:
+        t = tally.setdefault(group, [0, 0])
+        t[0] += int(ok)
+        t[1] += 1
+
     t0 = time.perf_counter()
     for s in range(0, len(conversations), batch_size):
         batch = conversations[s: s + batch_size]
@@ -122,18 +145,27 @@ def eval_recall(bot: MemoryChatbot, conversations: Sequence[Conversation],
             rows = [b for b, c in enumerate(batch) if i in c.asks]
             if not rows:
                 continue
-            said = bot.generate(heard[rows], mask[rows])
+            said = bot.generate(heard[rows], mask[rows], rows)
             for b, ids in zip(rows, said):
-                kind = batch[b].asks[i]
+                ask = batch[b].asks[i]
                 ok = bot.vocab.decode(ids) == normalize(replies[b])
-                asked[kind] = asked.get(kind, 0) + 1
-                right[kind] = right.get(kind, 0) + int(ok)
+                if ask.value is None:
+                    count("honesty", ok)
+                    continue
+                count("recall", ok)
+                count("fact:" + ask.fact, ok)
+                if len(ask.value.split()) >= 2:
+                    count("multi_word", ok)
+                if ask.corrected:
+                    count("corrected", ok)
     bot.forget()
     bot.train(was)
-    n = sum(asked.values())
-    return {"accuracy": sum(right.values()) / max(n, 1), "asked": n,
-            "per_fact": {k: right[k] / asked[k] for k in sorted(asked)},
-            "seconds": time.perf_counter() - t0}
+    frac = {k: r / n for k, (r, n) in tally.items()}
+    out = {k: frac.get(k) for k in ("recall", "multi_word", "corrected", "honesty")}
+    out["per_fact"] = {k[5:]: v for k, v in sorted(frac.items()) if k.startswith("fact:")}
+    out.update({f"n_{k}": tally.get(k, [0, 0])[1] for k in ("recall", "multi_word", "corrected", "honesty")})
+    out["seconds"] = time.perf_counter() - t0
+    return out
 
 
 def plot_losses(losses: Sequence[float], path: str) -> Optional[str]:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops import reference
-from ..ops.mlp_memory import mlp_memory_scan, mlp_memory_step
+from ..ops.mlp_memory import mlp_memory_read, mlp_memory_scan, mlp_memory_step
 from .mlp_memory import check_memory_config, initial_weights
 from .mnm_sequence import SequenceSpec, local_targets, mnm_sequence, split_heads
 
@@ -99,6 +99,11 @@ class _MemoryHeads(nn.Module):
         reads, W, recon = scan(W, k_w, targets, beta, k_r, rule=self.rule, activation=self.activation,
                                recon_values=v_w)
         return reads.flatten(2), W, recon
+
+    def read(self, W: List[Tensor], keys: Tensor) -> Tensor:
+        """Reads only, no write: keys [B, R, n0] -> f_W(keys) [B, R, nL] (any number R of keys)."""
+        read = mlp_memory_read if self.impl == "fused" else reference.mlp_read
+        return read(W, keys, activation=self.activation)
 
 
 class _Stateful(nn.Module):

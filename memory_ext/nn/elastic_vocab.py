@@ -14,23 +14,24 @@ from .elastic_embedding import ElasticEmbedding
 SPECIALS = ("<PAD>", "<SOS>", "<EOS>", "<UNK>")
 PAD, SOS, EOS, UNK = range(4)
 _FORMAT = "memory_ext.ElasticVocab/1"
-_APOSTROPHES = re.compile(r"['\u2019\u2018`]")
-_TOKENS = re.compile(r"\w+|[^\w\s]")
+_APOSTROPHES = re.compile(r"[\u2019\u2018`]")  # typographic apostrophes -> '
+_TOKENS = re.compile(r"\w+(?:['-]\w+)*|[^\w\s]")  # a word keeps its inner ' and -
 _MARK = re.compile(r"[^\w\s]")
 
 
 def tokenize(text: str, punctuation: bool = True) -> List[str]:
-    """The seed's rules: lower case, drop apostrophes, split punctuation from words (each mark
-    one token; punctuation=False drops them, as the bAbI reader does).
+    """Lower case; a word keeps the apostrophes and hyphens inside it (so a name such as
+    Jean-Luc or O'Brien is one token the model can say back); every other mark is a token of
+    its own (punctuation=False drops them, as the bAbI reader does).
 
-    >>> tokenize("Don't PANIC, it's fine!")
-    ['dont', 'panic', ',', 'its', 'fine', '!']
+    >>> tokenize("Don't PANIC, Jean-Luc - it's fine!")
+    ["don't", 'panic', ',', 'jean-luc', '-', "it's", 'fine', '!']
     >>> tokenize("Where is Mary?", punctuation=False)
     ['where', 'is', 'mary']
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    tokens = _TOKENS.findall(_APOSTROPHES.sub("", text.lower()))
+    tokens = _TOKENS.findall(_APOSTROPHES.sub("'", text.lower()))
     return tokens if punctuation else [t for t in tokens if not _MARK.fullmatch(t)]
 
 
