@@ -33,7 +33,7 @@ PYBIND11_MODULE(_C, m) {
     d["cuda_archs"] = "";
 #endif
     d["cpu_threads"] = at::get_num_threads();
-    d["cpu_isa"] = memory_ext::cpu::mlp_kernels().isa;
+    d["cpu_isa"] = memory_ext::cpu::best_kernels<memory_ext::cpu::MlpCpuKernels>().isa;
     return d;
   }, "Version, torch version built against, CUDA kernels in or not, CUDA archs, CPU threads.");
   bind_token_table(m);

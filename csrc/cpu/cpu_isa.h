@@ -5,15 +5,13 @@
 #include <cstdlib>
 #include <string>
 
-// The kernel files built once per ISA variant (*_kernels.cpp) name their entry points
-// <name>_<variant>: MEMORY_EXT_CPU_CAP is the variant (set by CMake), ME_CAT pastes it on.
+// The kernel files built once per ISA variant (<family>_kernels.cpp) define their table's static
+// member function of the variant's name: MEMORY_EXT_CPU_CAP is the variant (set by CMake).
 #ifndef MEMORY_EXT_CPU_CAP
 #define MEMORY_EXT_CPU_CAP base
 #endif
 #define ME_STR2(x) #x
 #define ME_STR(x) ME_STR2(x)
-#define ME_CAT2(a, b) a##b
-#define ME_CAT(a, b) ME_CAT2(a, b)
 
 namespace memory_ext {
 namespace cpu {
@@ -29,6 +27,16 @@ inline bool use_avx2_kernels() {
 #endif
   }();
   return avx2;
+}
+
+// The variant of a family's kernel table (csrc/cpu/<family>_kernels.h: Kernels::base(), and
+// Kernels::avx2() where this build has it) that this process runs.
+template <typename Kernels>
+const Kernels& best_kernels() {
+#if defined(MEMORY_EXT_HAVE_AVX2)
+  if (use_avx2_kernels()) return Kernels::avx2();
+#endif
+  return Kernels::base();
 }
 
 }  // namespace cpu

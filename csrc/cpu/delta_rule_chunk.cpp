@@ -10,18 +10,13 @@
 
 namespace memory_ext {
 namespace cpu {
-
-const DeltaRuleChunkCpuKernels& delta_rule_chunk_kernels() {
-#if defined(MEMORY_EXT_HAVE_AVX2)
-  if (use_avx2_kernels()) return delta_rule_chunk_kernels_avx2();
-#endif
-  return delta_rule_chunk_kernels_base();
-}
-
 namespace {
 
-template <typename T, typename Fn>
-void over_heads(const DeltaRuleChunkParams<T>& p, Fn fn) {
+// The backend entry of the kernel pair `kernel` (a DeltaRuleChunkCpuKernels member): the best
+// table's kernel for p's dtype, parallel over the heads.
+template <auto kernel, typename T>
+void over_heads(const DeltaRuleChunkParams<T>& p, void*) {
+  const auto& fn = best_kernels<DeltaRuleChunkCpuKernels>().*kernel;
   if (p.BH <= 1) {
     fn(p, 0, p.BH);
     return;
@@ -31,12 +26,10 @@ void over_heads(const DeltaRuleChunkParams<T>& p, Fn fn) {
   });
 }
 
-constexpr DeltaRuleChunkBackend kBackend{
-    kCpu,
-    [](const DeltaRuleChunkParams<float>& p, void*) { over_heads(p, delta_rule_chunk_kernels().fwd_f32); },
-    [](const DeltaRuleChunkParams<double>& p, void*) { over_heads(p, delta_rule_chunk_kernels().fwd_f64); },
-    [](const DeltaRuleChunkParams<float>& p, void*) { over_heads(p, delta_rule_chunk_kernels().bwd_f32); },
-    [](const DeltaRuleChunkParams<double>& p, void*) { over_heads(p, delta_rule_chunk_kernels().bwd_f64); }};
+using K = DeltaRuleChunkCpuKernels;
+constexpr DeltaRuleChunkBackend kBackend{kCpu,
+                                         {&over_heads<&K::fwd>, &over_heads<&K::fwd>},
+                                         {&over_heads<&K::bwd>, &over_heads<&K::bwd>}};
 
 }  // namespace
 }  // namespace cpu

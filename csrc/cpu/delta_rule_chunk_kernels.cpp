@@ -24,12 +24,12 @@ void bwd(const DeltaRuleChunkParams<T>& p, int h0, int h1) {
   for (int h = h0; h < h1; ++h) delta_rule_chunk_backward_head(ex, p, h, p.workspace + h * ws);
 }
 
+constexpr DeltaRuleChunkCpuKernels kTable{{&fwd<float>, &fwd<double>}, {&bwd<float>, &bwd<double>}};
+
 }  // namespace
 
-const DeltaRuleChunkCpuKernels& ME_CAT(delta_rule_chunk_kernels_, MEMORY_EXT_CPU_CAP)() {
-  static const DeltaRuleChunkCpuKernels k = {&fwd<float>, &fwd<double>, &bwd<float>, &bwd<double>};
-  return k;
-}
+// DeltaRuleChunkCpuKernels::base() or ::avx2(): the variant this compilation of the file is
+const DeltaRuleChunkCpuKernels& DeltaRuleChunkCpuKernels::MEMORY_EXT_CPU_CAP() { return kTable; }
 
 }  // namespace cpu
 }  // namespace memory_ext

@@ -2,6 +2,8 @@
 // (delta_rule_chunk_kernels.cpp, like mlp_memory_kernels.cpp) and picked at run time.
 #pragma once
 
+#include "../ops/backend.h"
+#include "cpu_isa.h"
 #include "memory_ext/delta_rule_chunk_core.h"
 
 namespace memory_ext {
@@ -9,16 +11,12 @@ namespace cpu {
 
 // Each function handles heads [h0, h1) with one per-head workspace slot each.
 struct DeltaRuleChunkCpuKernels {
-  void (*fwd_f32)(const DeltaRuleChunkParams<float>&, int h0, int h1);
-  void (*fwd_f64)(const DeltaRuleChunkParams<double>&, int h0, int h1);
-  void (*bwd_f32)(const DeltaRuleChunkParams<float>&, int h0, int h1);
-  void (*bwd_f64)(const DeltaRuleChunkParams<double>&, int h0, int h1);
-};
+  PerDtype<DeltaRuleChunkParams, int, int> fwd, bwd;
 
-const DeltaRuleChunkCpuKernels& delta_rule_chunk_kernels_base();
-const DeltaRuleChunkCpuKernels& delta_rule_chunk_kernels_avx2();
-// The best table this CPU supports (cpu_isa.h).
-const DeltaRuleChunkCpuKernels& delta_rule_chunk_kernels();
+  // The table of each ISA variant; best_kernels<DeltaRuleChunkCpuKernels>() picks one (cpu_isa.h).
+  static const DeltaRuleChunkCpuKernels& base();
+  static const DeltaRuleChunkCpuKernels& avx2();
+};
 
 }  // namespace cpu
 }  // namespace memory_ext

@@ -61,7 +61,7 @@ void run(const DeltaRuleStepParams<T, T>& p, void*) {
   });
 }
 
-constexpr DeltaRuleStepBackend kBackend{kCpu, &run<float>, &run<double>};
+constexpr DeltaRuleStepBackend kBackend{kCpu, {&run<float>, &run<double>}};
 
 }  // namespace
 }  // namespace cpu

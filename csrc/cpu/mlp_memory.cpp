@@ -13,8 +13,11 @@ namespace memory_ext {
 namespace cpu {
 namespace {
 
-template <typename P, typename Fn>
-void over_batch(const P& p, Fn fn) {
+// The backend entry of the kernel pair `kernel` (an MlpCpuKernels member): the best table's
+// kernel for p's dtype, parallel over the batch.
+template <auto kernel, typename P>
+void over_batch(const P& p, void*) {
+  const auto& fn = best_kernels<MlpCpuKernels>().*kernel;
   if (p.s.B <= 1) {  // no parallel region for a single memory
     fn(p, 0, p.s.B);
     return;
@@ -27,26 +30,15 @@ void over_batch(const P& p, Fn fn) {
 constexpr MlpMemoryBackend kBackend = [] {
   MlpMemoryBackend b{kCpu};
   b.host_workspace = false;  // per-thread scratch, see ThreadScratch (thread_scratch.h)
-  b.scan_fwd_f32 = [](const MlpScanFwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f32); };
-  b.scan_fwd_f64 = [](const MlpScanFwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_fwd_f64); };
-  b.scan_bwd_f32 = [](const MlpScanBwdParams<float>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f32); };
-  b.scan_bwd_f64 = [](const MlpScanBwdParams<double>& p, void*) { over_batch(p, mlp_kernels().scan_bwd_f64); };
-  b.read_fwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f32); };
-  b.read_fwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_fwd_f64); };
-  b.read_bwd_f32 = [](const MlpReadParams<float>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f32); };
-  b.read_bwd_f64 = [](const MlpReadParams<double>& p, void*) { over_batch(p, mlp_kernels().read_bwd_f64); };
+  using K = MlpCpuKernels;
+  b.scan_fwd = {&over_batch<&K::scan_fwd>, &over_batch<&K::scan_fwd>};
+  b.scan_bwd = {&over_batch<&K::scan_bwd>, &over_batch<&K::scan_bwd>};
+  b.read_fwd = {&over_batch<&K::read_fwd>, &over_batch<&K::read_fwd>};
+  b.read_bwd = {&over_batch<&K::read_bwd>, &over_batch<&K::read_bwd>};
   return b;
 }();
 
 }  // namespace
-
-const MlpCpuKernels& mlp_kernels() {
-#if defined(MEMORY_EXT_HAVE_AVX2)
-  if (use_avx2_kernels()) return mlp_kernels_avx2();
-#endif
-  return mlp_kernels_base();
-}
-
 }  // namespace cpu
 }  // namespace memory_ext
 

@@ -47,15 +47,16 @@ void read_bwd(const MlpReadParams<T>& p, int b0, int b1) {
   for (int b = b0; b < b1; ++b) mlp_read_backward_elem(ex, p, b, ws.get());
 }
 
+constexpr MlpCpuKernels kTable{ME_STR(MEMORY_EXT_CPU_CAP),
+                               {&scan_fwd<float>, &scan_fwd<double>},
+                               {&scan_bwd<float>, &scan_bwd<double>},
+                               {&read_fwd<float>, &read_fwd<double>},
+                               {&read_bwd<float>, &read_bwd<double>}};
+
 }  // namespace
 
-const MlpCpuKernels& ME_CAT(mlp_kernels_, MEMORY_EXT_CPU_CAP)() {
-  static const MlpCpuKernels k = {
-      ME_STR(MEMORY_EXT_CPU_CAP), &scan_fwd<float>, &scan_fwd<double>, &scan_bwd<float>,
-      &scan_bwd<double>,          &read_fwd<float>, &read_fwd<double>, &read_bwd<float>,
-      &read_bwd<double>};
-  return k;
-}
+// MlpCpuKernels::base() or ::avx2(): the variant this compilation of the file is
+const MlpCpuKernels& MlpCpuKernels::MEMORY_EXT_CPU_CAP() { return kTable; }
 
 }  // namespace cpu
 }  // namespace memory_ext

@@ -2,6 +2,8 @@
 // (mlp_memory_kernels.cpp with MEMORY_EXT_CPU_CAP = base | avx2) and picked at run time.
 #pragma once
 
+#include "../ops/backend.h"
+#include "cpu_isa.h"
 #include "memory_ext/mlp_memory_params.h"
 
 namespace memory_ext {
@@ -10,20 +12,14 @@ namespace cpu {
 // Each function handles batch elements [b0, b1); the caller parallelises over ranges.
 struct MlpCpuKernels {
   const char* isa;
-  void (*scan_fwd_f32)(const MlpScanFwdParams<float>&, int b0, int b1);
-  void (*scan_fwd_f64)(const MlpScanFwdParams<double>&, int b0, int b1);
-  void (*scan_bwd_f32)(const MlpScanBwdParams<float>&, int b0, int b1);
-  void (*scan_bwd_f64)(const MlpScanBwdParams<double>&, int b0, int b1);
-  void (*read_fwd_f32)(const MlpReadParams<float>&, int b0, int b1);
-  void (*read_fwd_f64)(const MlpReadParams<double>&, int b0, int b1);
-  void (*read_bwd_f32)(const MlpReadParams<float>&, int b0, int b1);
-  void (*read_bwd_f64)(const MlpReadParams<double>&, int b0, int b1);
-};
+  PerDtype<MlpScanFwdParams, int, int> scan_fwd;
+  PerDtype<MlpScanBwdParams, int, int> scan_bwd;
+  PerDtype<MlpReadParams, int, int> read_fwd, read_bwd;
 
-const MlpCpuKernels& mlp_kernels_base();
-const MlpCpuKernels& mlp_kernels_avx2();
-// The best table this CPU supports.
-const MlpCpuKernels& mlp_kernels();
+  // The table of each ISA variant; best_kernels<MlpCpuKernels>() picks one (cpu_isa.h).
+  static const MlpCpuKernels& base();
+  static const MlpCpuKernels& avx2();
+};
 
 }  // namespace cpu
 }  // namespace memory_ext

@@ -31,10 +31,10 @@ template <typename T>
 void hard_bwd(const SlotHardParams<T>& p, void*) { over_batch(p, slot_hard_backward_elem<T>); }
 
 constexpr SlotMemoryBackend kBackend{kCpu,
-                                     &read_fwd<float>, &read_fwd<double>,
-                                     &read_bwd<float>, &read_bwd<double>,
-                                     &hard_fwd<float>, &hard_fwd<double>,
-                                     &hard_bwd<float>, &hard_bwd<double>};
+                                     {&read_fwd<float>, &read_fwd<double>},
+                                     {&read_bwd<float>, &read_bwd<double>},
+                                     {&hard_fwd<float>, &hard_fwd<double>},
+                                     {&hard_bwd<float>, &hard_bwd<double>}};
 
 }  // namespace
 }  // namespace cpu

@@ -32,7 +32,8 @@ inline void check_launch(const char* err, const char* what) {
   TORCH_CHECK(err == nullptr, "memory_ext CUDA kernel ", what, " failed: ", err);
 }
 
-// The *_f64 entry of a CUDA backend struct (the checks refuse float64 before it is reached).
+// The f64 entry of a CUDA backend struct's PerDtype pairs (the checks refuse float64 before it
+// is reached).
 template <typename P>
 void no_f64(const P&, void*) {
   TORCH_CHECK(false, "memory_ext: float64 is not supported on CUDA, use float32");

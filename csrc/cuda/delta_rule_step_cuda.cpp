@@ -12,10 +12,10 @@ namespace {
 
 constexpr DeltaRuleStepBackend kBackend{
     kCuda,
-    [](const DeltaRuleStepParams<float, float>& p, void* s) {
-      check_launch(delta_rule_step(p, s), "delta_rule_step");
-    },
-    &no_f64<DeltaRuleStepParams<double, double>>};
+    {[](const DeltaRuleStepParams<float, float>& p, void* s) {
+       check_launch(delta_rule_step(p, s), "delta_rule_step");
+     },
+     &no_f64}};
 
 }  // namespace
 }  // namespace cuda

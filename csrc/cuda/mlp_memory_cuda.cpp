@@ -14,14 +14,10 @@ namespace {
 constexpr MlpMemoryBackend kBackend = [] {
   MlpMemoryBackend b{kCuda};
   b.host_workspace = true;
-  b.scan_fwd_f32 = [](const MlpScanFwdParams<float>& p, void* s) { check_launch(mlp_scan_fwd(p, s), "mlp_scan_fwd"); };
-  b.scan_fwd_f64 = &no_f64<MlpScanFwdParams<double>>;
-  b.scan_bwd_f32 = [](const MlpScanBwdParams<float>& p, void* s) { check_launch(mlp_scan_bwd(p, s), "mlp_scan_bwd"); };
-  b.scan_bwd_f64 = &no_f64<MlpScanBwdParams<double>>;
-  b.read_fwd_f32 = [](const MlpReadParams<float>& p, void* s) { check_launch(mlp_read_fwd(p, s), "mlp_read_fwd"); };
-  b.read_fwd_f64 = &no_f64<MlpReadParams<double>>;
-  b.read_bwd_f32 = [](const MlpReadParams<float>& p, void* s) { check_launch(mlp_read_bwd(p, s), "mlp_read_bwd"); };
-  b.read_bwd_f64 = &no_f64<MlpReadParams<double>>;
+  b.scan_fwd = {[](const MlpScanFwdParams<float>& p, void* s) { check_launch(mlp_scan_fwd(p, s), "mlp_scan_fwd"); }, &no_f64};
+  b.scan_bwd = {[](const MlpScanBwdParams<float>& p, void* s) { check_launch(mlp_scan_bwd(p, s), "mlp_scan_bwd"); }, &no_f64};
+  b.read_fwd = {[](const MlpReadParams<float>& p, void* s) { check_launch(mlp_read_fwd(p, s), "mlp_read_fwd"); }, &no_f64};
+  b.read_bwd = {[](const MlpReadParams<float>& p, void* s) { check_launch(mlp_read_bwd(p, s), "mlp_read_bwd"); }, &no_f64};
   return b;
 }();
 

@@ -12,14 +12,10 @@ namespace {
 
 constexpr SlotMemoryBackend kBackend{
     kCuda,
-    [](const SlotReadParams<float>& p, void* s) { check_launch(slot_read_fwd(p, s), "slot_read"); },
-    &no_f64<SlotReadParams<double>>,
-    [](const SlotReadParams<float>& p, void* s) { check_launch(slot_read_bwd(p, s), "_slot_read_bwd"); },
-    &no_f64<SlotReadParams<double>>,
-    [](const SlotHardParams<float>& p, void* s) { check_launch(slot_hard_fwd(p, s), "slot_read_hard"); },
-    &no_f64<SlotHardParams<double>>,
-    [](const SlotHardParams<float>& p, void* s) { check_launch(slot_hard_bwd(p, s), "_slot_read_hard_bwd"); },
-    &no_f64<SlotHardParams<double>>};
+    {[](const SlotReadParams<float>& p, void* s) { check_launch(slot_read_fwd(p, s), "slot_read"); }, &no_f64},
+    {[](const SlotReadParams<float>& p, void* s) { check_launch(slot_read_bwd(p, s), "_slot_read_bwd"); }, &no_f64},
+    {[](const SlotHardParams<float>& p, void* s) { check_launch(slot_hard_fwd(p, s), "slot_read_hard"); }, &no_f64},
+    {[](const SlotHardParams<float>& p, void* s) { check_launch(slot_hard_bwd(p, s), "_slot_read_hard_bwd"); }, &no_f64}};
 
 }  // namespace
 }  // namespace cuda

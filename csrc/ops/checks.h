@@ -11,6 +11,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #include "backend.h"
 
@@ -150,10 +151,13 @@ inline QkvSizes check_qkv_beta(const at::Tensor& q, const at::Tensor& k, const a
   return s;
 }
 
-// An optional tensor's data, or nullptr where it is undefined.
-template <typename T>
-const T* data_or_null(const at::Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
+// Points kernel params at tensors' data: set_data(p.q, qc, p.out, out, ...) sets each field to its
+// tensor's data_ptr, of the field's element type (data_ptr checks the dtype), or to nullptr where
+// the tensor is undefined (an absent optional).
+template <typename T, typename... More>
+void set_data(T*& field, const at::Tensor& t, More&&... more) {
+  field = t.defined() ? t.data_ptr<std::remove_const_t<T>>() : nullptr;
+  if constexpr (sizeof...(more) > 0) set_data(more...);
 }
 
 }  // namespace memory_ext

@@ -46,10 +46,7 @@ DeltaRuleChunkParams<T> base_params(const Dims& d, double scale, const at::Tenso
   p.V = static_cast<int>(d.V);
   p.C = static_cast<int>(d.C);
   p.scale = static_cast<T>(scale);
-  p.q = q.data_ptr<T>();
-  p.k = k.data_ptr<T>();
-  p.v = v.data_ptr<T>();
-  p.beta = b.data_ptr<T>();
+  set_data(p.q, q, p.k, k, p.v, v, p.beta, b);
   return p;
 }
 
@@ -76,12 +73,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> delta_rule_chunk_impl(
       {d.BH, static_cast<int64_t>(delta_rule_chunk_workspace(d.C, d.K, d.V, false))}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "delta_rule_chunk", [&] {
     auto p = base_params<scalar_t>(d, scale, qc, kc, vc, bc);
-    p.S0 = data_or_null<scalar_t>(S0);
-    p.o = o.data_ptr<scalar_t>();
-    p.S = S.data_ptr<scalar_t>();
+    set_data(p.S0, S0, p.o, o, p.S, S, p.workspace, ws);
     p.states = save_states ? states.data_ptr<scalar_t>() : nullptr;
-    p.workspace = ws.data_ptr<scalar_t>();
-    run_kernel(be, be.fwd_f32, be.fwd_f64, p);
+    run_kernel(be, be.fwd, p);
   });
   return {o, S, states};
 }
@@ -109,16 +103,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> delta_rul
       {d.BH, static_cast<int64_t>(delta_rule_chunk_workspace(d.C, d.K, d.V, true))}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "_delta_rule_chunk_bwd", [&] {
     auto p = base_params<scalar_t>(d, scale, qc, kc, vc, bc);
-    p.states = sc.data_ptr<scalar_t>();
-    p.grad_o = go.data_ptr<scalar_t>();
-    p.grad_S = data_or_null<scalar_t>(gS);
-    p.dq = dq.data_ptr<scalar_t>();
-    p.dk = dk.data_ptr<scalar_t>();
-    p.dv = dv.data_ptr<scalar_t>();
-    p.dbeta = db.data_ptr<scalar_t>();
-    p.dS0 = dS0.data_ptr<scalar_t>();
-    p.workspace = ws.data_ptr<scalar_t>();
-    run_kernel(be, be.bwd_f32, be.bwd_f64, p);
+    set_data(p.states, sc, p.grad_o, go, p.grad_S, gS);
+    set_data(p.dq, dq, p.dk, dk, p.dv, dv, p.dbeta, db, p.dS0, dS0, p.workspace, ws);
+    run_kernel(be, be.bwd, p);
   });
   return {dq, dk, dv, db, dS0};
 }

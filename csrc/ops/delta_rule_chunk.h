@@ -14,10 +14,7 @@
 namespace memory_ext {
 
 struct DeltaRuleChunkBackend : Backend {
-  void (*fwd_f32)(const DeltaRuleChunkParams<float>&, void* stream);
-  void (*fwd_f64)(const DeltaRuleChunkParams<double>&, void* stream);
-  void (*bwd_f32)(const DeltaRuleChunkParams<float>&, void* stream);
-  void (*bwd_f64)(const DeltaRuleChunkParams<double>&, void* stream);
+  PerDtype<DeltaRuleChunkParams, void*> fwd, bwd;
 };
 
 // q, k [BH, T, K]; v [BH, T, V]; beta [BH, T]; initial_state [BH, K, V] or undefined.

@@ -41,7 +41,7 @@ void delta_rule_step_impl(const DeltaRuleStepBackend& be, at::Tensor& state, con
         static_cast<scalar_t>(scale), qc.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(),
         vc.data_ptr<scalar_t>(), bc.data_ptr<scalar_t>(), state.data_ptr<scalar_t>(),
         out.data_ptr<scalar_t>()};
-    run_kernel(be, be.step_f32, be.step_f64, p);
+    run_kernel(be, be.step, p);
   });
 }
 

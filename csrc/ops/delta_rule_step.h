@@ -10,9 +10,12 @@
 
 namespace memory_ext {
 
+// The kernels' params: inputs and state of one dtype.
+template <typename T>
+using DeltaRuleStepKernelParams = DeltaRuleStepParams<T, T>;
+
 struct DeltaRuleStepBackend : Backend {
-  void (*step_f32)(const DeltaRuleStepParams<float, float>&, void* stream);
-  void (*step_f64)(const DeltaRuleStepParams<double, double>&, void* stream);
+  PerDtype<DeltaRuleStepKernelParams, void*> step;
 };
 
 // state [B, H, K, V] and out [B, H, V] are written in place.

@@ -246,7 +246,7 @@ void run_scan_fwd(const MlpMemoryBackend& be, const ScanInputs& in, FwdOut& o, i
   p.saved = o.saved.defined() ? o.saved.data_ptr<T>() : nullptr;
   Tensor ws = kernel_workspace(be, in.s.B, mlp_fwd_workspace(in.s), in.w[0]);
   p.workspace = workspace_ptr<T>(ws);
-  run_kernel(be, be.scan_fwd_f32, be.scan_fwd_f64, p);
+  run_kernel(be, be.scan_fwd, p);
 }
 
 // has_time false: step-shaped outputs, reads [B, Hr, n_L] and recon [B]. inplace: the weights
@@ -357,7 +357,7 @@ Tensor mlp_memory_read_impl(const MlpMemoryBackend& be, TensorList weights,
     p.keys = k.data_ptr<scalar_t>();
     p.out = out.data_ptr<scalar_t>();
     p.workspace = workspace_ptr<scalar_t>(ws);
-    run_kernel(be, be.read_fwd_f32, be.read_fwd_f64, p);
+    run_kernel(be, be.read_fwd, p);
   });
   return out;
 }
@@ -397,7 +397,7 @@ std::tuple<std::vector<Tensor>, Tensor> mlp_memory_read_bwd_impl(const MlpMemory
     p.g_out = go.data_ptr<scalar_t>();
     p.g_keys = gk.data_ptr<scalar_t>();
     p.workspace = workspace_ptr<scalar_t>(ws);
-    run_kernel(be, be.read_bwd_f32, be.read_bwd_f64, p);
+    run_kernel(be, be.read_bwd, p);
   });
   return {gw, gk};
 }
@@ -503,7 +503,7 @@ mlp_memory_scan_bwd_impl(const MlpMemoryBackend& be, TensorList checkpoints,
         p.g_w0[l] = g_w0[l].data_ptr<scalar_t>();
       }
       p.workspace = workspace_ptr<scalar_t>(ws);
-      run_kernel(be, be.scan_bwd_f32, be.scan_bwd_f64, p);
+      run_kernel(be, be.scan_bwd, p);
     });
   } else {
     for (int l = 0; l < s.L && !gwT.empty(); ++l) g_w0[l].copy_(gwT[l]);
@@ -563,7 +563,7 @@ mlp_memory_step_bwd_inplace_impl(const MlpMemoryBackend& be, TensorList weights,
       }
       p.saved = saved.data_ptr<scalar_t>();
       p.workspace = workspace_ptr<scalar_t>(ws);
-      run_kernel(be, be.scan_bwd_f32, be.scan_bwd_f64, p);
+      run_kernel(be, be.scan_bwd, p);
     });
   }
   // step-shaped like the inputs; the targets' gradients as one tensor [B, H, sum of widths]

@@ -19,14 +19,9 @@ struct MlpMemoryBackend : Backend {
   // true: the host allocates the kernels' scratch, one row per batch element (CUDA: a block's
   // spill space); false: the kernels bring their own (CPU: a per-thread buffer kept warm).
   bool host_workspace;
-  void (*scan_fwd_f32)(const MlpScanFwdParams<float>&, void* stream);
-  void (*scan_fwd_f64)(const MlpScanFwdParams<double>&, void* stream);
-  void (*scan_bwd_f32)(const MlpScanBwdParams<float>&, void* stream);
-  void (*scan_bwd_f64)(const MlpScanBwdParams<double>&, void* stream);
-  void (*read_fwd_f32)(const MlpReadParams<float>&, void* stream);
-  void (*read_fwd_f64)(const MlpReadParams<double>&, void* stream);
-  void (*read_bwd_f32)(const MlpReadParams<float>&, void* stream);
-  void (*read_bwd_f64)(const MlpReadParams<double>&, void* stream);
+  PerDtype<MlpScanFwdParams, void*> scan_fwd;
+  PerDtype<MlpScanBwdParams, void*> scan_bwd;
+  PerDtype<MlpReadParams, void*> read_fwd, read_bwd;
 };
 
 using at::Tensor;

@@ -69,10 +69,7 @@ SlotHardParams<T> hard_params(const Dims& s, const at::Tensor& q, const at::Tens
   p.N = static_cast<int>(s.N);
   p.d = static_cast<int>(s.d);
   p.K = static_cast<int>(s.K);
-  p.q = q.data_ptr<T>();
-  p.M = M.data_ptr<T>();
-  p.Q = Q.data_ptr<T>();
-  p.count = count.data_ptr<int64_t>();
+  set_data(p.q, q, p.M, M, p.Q, Q, p.count, count);
   return p;
 }
 
@@ -99,15 +96,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_impl(
   if (s.B == 0) return {u, attn, saved};
   AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "slot_read", [&] {
     auto p = read_params<scalar_t>(s);
-    p.q = qc.data_ptr<scalar_t>();
-    p.M = Mc.data_ptr<scalar_t>();
-    p.C = Cc.data_ptr<scalar_t>();
-    p.count = cc.data_ptr<int64_t>();
-    p.R = data_or_null<scalar_t>(r);
-    p.u = u.data_ptr<scalar_t>();
-    p.attn = attn.data_ptr<scalar_t>();
-    p.saved_u = saved.data_ptr<scalar_t>();
-    run_kernel(be, be.read_fwd_f32, be.read_fwd_f64, p);
+    set_data(p.q, qc, p.M, Mc, p.C, Cc, p.count, cc, p.R, r);
+    set_data(p.u, u, p.attn, attn, p.saved_u, saved);
+    run_kernel(be, be.read_fwd, p);
   });
   return {u, attn, saved};
 }
@@ -138,20 +129,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> slot_read_bwd_impl(
   if (s.B > 0) {
     AT_DISPATCH_FLOATING_TYPES(gu.scalar_type(), "_slot_read_bwd", [&] {
       auto p = read_params<scalar_t>(s);
-      p.M = Mc.data_ptr<scalar_t>();
-      p.C = Cc.data_ptr<scalar_t>();
-      p.count = cc.data_ptr<int64_t>();
-      p.R = data_or_null<scalar_t>(r);
-      p.saved_u = sc.data_ptr<scalar_t>();
-      p.attn = ac.data_ptr<scalar_t>();
-      p.gu = gu.data_ptr<scalar_t>();
-      p.gattn = data_or_null<scalar_t>(ga);
-      p.dq = dq.data_ptr<scalar_t>();
-      p.dM = dM.data_ptr<scalar_t>();
-      p.dC = dC.data_ptr<scalar_t>();
-      p.dR = dRp.defined() ? dRp.data_ptr<scalar_t>() : nullptr;
-      p.workspace = ws.data_ptr<scalar_t>();
-      run_kernel(be, be.read_bwd_f32, be.read_bwd_f64, p);
+      set_data(p.M, Mc, p.C, Cc, p.count, cc, p.R, r, p.saved_u, sc, p.attn, ac);
+      set_data(p.gu, gu, p.gattn, ga);
+      set_data(p.dq, dq, p.dM, dM, p.dC, dC, p.dR, dRp, p.workspace, ws);
+      run_kernel(be, be.read_bwd, p);
     });
   }
   at::Tensor dR = r.defined() ? dRp.sum(0) : at::empty({0}, gu.options());
@@ -171,10 +152,8 @@ std::tuple<at::Tensor, at::Tensor> slot_read_hard_impl(const SlotMemoryBackend& 
   if (s.B == 0) return {idx, scores};
   AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "slot_read_hard", [&] {
     auto p = hard_params<scalar_t>(s, qc, Mc, Qc, cc);
-    p.index = idx.data_ptr<int64_t>();
-    p.scores = scores.data_ptr<scalar_t>();
-    p.workspace = ws.data_ptr<scalar_t>();
-    run_kernel(be, be.hard_fwd_f32, be.hard_fwd_f64, p);
+    set_data(p.index, idx, p.scores, scores, p.workspace, ws);
+    run_kernel(be, be.hard_fwd, p);
   });
   return {idx, scores};
 }
@@ -207,13 +186,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_read_hard_bwd_impl(
   if (s.B == 0) return {dq, dM, dQ};
   AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "_slot_read_hard_bwd", [&] {
     auto p = hard_params<scalar_t>(s, qc, Mc, Qc, cc);
-    p.index = ic.data_ptr<int64_t>();
-    p.gscores = gs.data_ptr<scalar_t>();
-    p.dq = dq.data_ptr<scalar_t>();
-    p.dM = dM.data_ptr<scalar_t>();
-    p.dQ = dQ.data_ptr<scalar_t>();
-    p.workspace = ws.data_ptr<scalar_t>();
-    run_kernel(be, be.hard_bwd_f32, be.hard_bwd_f64, p);
+    set_data(p.index, ic, p.gscores, gs);
+    set_data(p.dq, dq, p.dM, dM, p.dQ, dQ, p.workspace, ws);
+    run_kernel(be, be.hard_bwd, p);
   });
   return {dq, dM, dQ};
 }

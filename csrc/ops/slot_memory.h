@@ -14,14 +14,8 @@
 namespace memory_ext {
 
 struct SlotMemoryBackend : Backend {
-  void (*read_fwd_f32)(const SlotReadParams<float>&, void* stream);
-  void (*read_fwd_f64)(const SlotReadParams<double>&, void* stream);
-  void (*read_bwd_f32)(const SlotReadParams<float>&, void* stream);
-  void (*read_bwd_f64)(const SlotReadParams<double>&, void* stream);
-  void (*hard_fwd_f32)(const SlotHardParams<float>&, void* stream);
-  void (*hard_fwd_f64)(const SlotHardParams<double>&, void* stream);
-  void (*hard_bwd_f32)(const SlotHardParams<float>&, void* stream);
-  void (*hard_bwd_f64)(const SlotHardParams<double>&, void* stream);
+  PerDtype<SlotReadParams, void*> read_fwd, read_bwd;
+  PerDtype<SlotHardParams, void*> hard_fwd, hard_bwd;
 };
 
 // -> (u [B, d], attention [B, K, N], saved u^{k-1} [B, K, d])

@@ -252,7 +252,7 @@ void compare_bwd(const std::string& tag, const MlpCase& c, const BwdBuffers& got
 void run_mlp(int argc, char** argv) {
   MlpCase c = make_mlp(argc, argv);
   const MlpShape& s = c.s;
-  const auto& cpu = cpu::mlp_kernels_base();
+  const auto& cpu = cpu::MlpCpuKernels::base();
 
   // scan forward
   MlpScanFwdParams<float> pc, pg;
@@ -261,7 +261,7 @@ void run_mlp(int argc, char** argv) {
   fill_fwd(c, pg, og);
   Vec ws_f(std::size_t(s.B) * mlp_fwd_workspace(s));
   pg.workspace = ws_f.data();
-  cpu.scan_fwd_f32(pc, 0, s.B);
+  cpu.scan_fwd(pc, 0, s.B);
   check_launch(cuda::mlp_scan_fwd(pg, nullptr), "mlp_scan_fwd");
   if (s.B > 0) std::printf("path mlp_scan_fwd %s\n", path_of_last_launch());
   compare("fwd reads", og.reads, oc.reads);
@@ -282,7 +282,7 @@ void run_mlp(int argc, char** argv) {
     fill_bwd(c, bg, gg, g_reads, g_wT, g_recon, oc.ckpt);
     Vec ws_b(std::size_t(s.B) * mlp_bwd_workspace(s, c.C));
     bg.workspace = ws_b.data();
-    cpu.scan_bwd_f32(bc, 0, s.B);
+    cpu.scan_bwd(bc, 0, s.B);
     check_launch(cuda::mlp_scan_bwd(bg, nullptr), "mlp_scan_bwd");
     std::printf("path mlp_scan_bwd %s\n", path_of_last_launch());
     compare_bwd("bwd", c, gg, gc);
@@ -308,7 +308,7 @@ void run_mlp(int argc, char** argv) {
     ig.saved = sg.data();
     Vec ws(std::size_t(s.B) * mlp_fwd_workspace(s));
     ig.workspace = ws.data();
-    cpu.scan_fwd_f32(ic, 0, s.B);
+    cpu.scan_fwd(ic, 0, s.B);
     check_launch(cuda::mlp_scan_fwd(ig, nullptr), "mlp_scan_fwd in place");
     compare("step_ reads", fg.reads, fc.reads);
     if (c.with_recon) compare("step_ recon", fg.recon, fc.recon);
@@ -331,7 +331,7 @@ void run_mlp(int argc, char** argv) {
     bg.saved = sg.data();
     Vec wsb(std::size_t(s.B) * mlp_bwd_workspace(s, 1));
     bg.workspace = wsb.data();
-    cpu.scan_bwd_f32(bc, 0, s.B);
+    cpu.scan_bwd(bc, 0, s.B);
     check_launch(cuda::mlp_scan_bwd(bg, nullptr), "mlp_scan_bwd in place");
     compare_bwd("step_bwd_", c, gg, gc);
     for (int l = 0; l < s.L; ++l) {
@@ -370,11 +370,11 @@ void run_mlp(int argc, char** argv) {
     rg.g_keys = gkg.data();
     Vec ws(std::size_t(s.B) * mlp_read_workspace(rs));
     rg.workspace = ws.data();
-    cpu.read_fwd_f32(rc, 0, s.B);
+    cpu.read_fwd(rc, 0, s.B);
     check_launch(cuda::mlp_read_fwd(rg, nullptr), "mlp_read_fwd");
     if (s.B > 0) std::printf("path mlp_read_fwd %s\n", path_of_last_launch());
     compare("read out", outg, outc);
-    cpu.read_bwd_f32(rc, 0, s.B);
+    cpu.read_bwd(rc, 0, s.B);
     check_launch(cuda::mlp_read_bwd(rg, nullptr), "mlp_read_bwd");
     for (int l = 0; l < s.L; ++l) compare("read g_w[" + std::to_string(l) + "]", gwg[l], gwc[l]);
     compare("read g_keys", gkg, gkc);
