@@ -177,28 +177,40 @@ def test_eval_recall_counts_every_question_once():
     assert all(0 <= r[k] <= 1 for k in ("recall", "honesty"))
 
 
-TRANSCRIPT = [  # (user line, the reply it must get) with the shipped checkpoint
-    ("Hi! My name is Penelope.", "nice to meet you , penelope !"),
-    ("I live in New York.", "new york sounds like a nice place ."),
-    ("what's up?", None),
-    ("What is my name?", "your name is penelope ."),
-    ("where do I live", "you live in new york ."),
-    ("Actually, call me Jean-Luc", None),
-    ("who am i?", "your name is jean-luc ."),
-    ("what pet do I have?", "you have not told me about a pet yet ."),
-]
+DOCS = os.path.join(os.path.dirname(__file__), "..", "docs")
+DEMO = os.path.join(DOCS, "results", "chat_demo.txt")
+# what the demo's questions must get (user line -> reply, normalized)
+DEMO_ANSWERS = {
+    "What is my name?": "your name is penelope .",
+    "Where do I live?": "you live in new york .",
+    "what pet do i have": "you have a guinea pig .",
+    "who am i?": "your name is jean-luc .",
+    "what's my favourite food?": "you have not told me your favourite food yet .",
+    "what is my name?": "you have not told me your name yet .",  # after /forget
+}
+
+
+def _readme_transcript() -> str:
+    """The block of README.md that shows `memory-ext chat --script docs/results/chat_demo.txt`."""
+    text = open(os.path.join(DOCS, "..", "README.md"), encoding="utf-8").read()
+    start = text.index("$ memory-ext chat --script docs/results/chat_demo.txt\n")
+    block = text[start:].split("\n", 1)[1]
+    return block[: block.index("```")]
 
 
 @pytest.mark.skipif(not os.path.exists(default_checkpoint()), reason="no shipped checkpoint")
-def test_shipped_checkpoint_holds_a_natural_conversation(tmp_path, capsys):
-    script = tmp_path / "talk.txt"
-    script.write_text("".join(u + "\n" for u, _ in TRANSCRIPT))
-    assert main(["chat", "--script", str(script)]) == 0
-    out = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-    said = out[-len(TRANSCRIPT):]
-    for (user, want), got in zip(TRANSCRIPT, said):
-        if want is not None:
-            assert normalize(got) == want, (user, got)
+def test_shipped_checkpoint_holds_a_natural_conversation(capsys):
+    """The README's transcript is what the shipped checkpoint says, and it answers the demo's
+    questions from memory: a real name, a two-word city, a two-word pet, a correction to a
+    hyphenated name, and honestly about what it was not told (also after /forget)."""
+    assert main(["chat", "--script", DEMO]) == 0
+    out = capsys.readouterr().out
+    assert out == _readme_transcript()
+    lines = out.splitlines()
+    replies = {lines[i][2:]: lines[i + 1] for i in range(0, len(lines) - 1, 2)}
+    assert all(lines[i].startswith("> ") for i in range(0, len(lines), 2))
+    got = {q: normalize(replies[q]) for q in DEMO_ANSWERS}
+    assert got == DEMO_ANSWERS
 
 
 @pytest.mark.skipif(not os.path.exists(default_checkpoint()), reason="no shipped checkpoint")

@@ -104,6 +104,9 @@ class ElasticVocab(nn.Module):
         if freed.numel():
             self.embedding.free(freed.to(self.embedding.weight.device))
             self._counts_at_sync[freed[freed < self._counts_at_sync.shape[0]]] = 0
+        # a freed token is no insert to share at the next sync (and the list stays bounded)
+        alive = (self.table.lookup(self._pending, -1) >= 0).tolist() if self._pending else []
+        self._pending = list(dict.fromkeys(t for t, a in zip(self._pending, alive) if a))
         if compact:
             self.compact()
         return freed
