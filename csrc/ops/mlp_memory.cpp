@@ -243,7 +243,7 @@ void run_scan_fwd(const MlpMemoryBackend& be, const ScanInputs& in, FwdOut& o, i
     p.ckpt[l] = o.ckpt.empty() ? nullptr : o.ckpt[l].data_ptr<T>();
   }
   p.recon = in.recon ? o.recon.data_ptr<T>() : nullptr;
-  p.saved = o.saved.defined() ? o.saved.data_ptr<T>() : nullptr;
+  set_data(p.saved, o.saved);
   Tensor ws = kernel_workspace(be, in.s.B, mlp_fwd_workspace(in.s), in.w[0]);
   p.workspace = workspace_ptr<T>(ws);
   run_kernel(be, be.scan_fwd, p);

@@ -151,8 +151,9 @@ class MemoryChatbot(nn.Module):
         end = self.config["decoder_reads"]
         keep = self.config["max_len"] - int(end)
         seqs = [self.vocab.encode(line, grow=grow) for line in lines]
-        seqs = [torch.cat([s[len(s) - keep:], s.new_tensor([EOS])]) if end and len(s) else s[len(s) - keep:]
-                for s in seqs]
+        seqs = [s[len(s) - keep:] for s in seqs]
+        if end:
+            seqs = [torch.cat([s, s.new_tensor([EOS])]) if len(s) else s for s in seqs]
         T = max(1, max(s.numel() for s in seqs))
         dev = self.pos.weight.device
         ids = torch.full((len(seqs), T), PAD, dtype=torch.int64, device=dev)
@@ -160,40 +161,44 @@ class MemoryChatbot(nn.Module):
             ids[i, : s.numel()] = s
         return ids, ids != PAD
 
-    def _embed(self, ids: Tensor, offset: int = 0) -> Tensor:
+    def _embed(self, ids: Tensor, offset: int = 0) -> Tuple[Tensor, Tensor]:
+        """ids [B, T] -> (word rows [B, T, d], word rows + positions offset.. [B, T, d])."""
+        words = self.vocab.embedding(ids, check=False)
         pos = torch.arange(offset, offset + ids.shape[1], device=ids.device)
-        return self.vocab.embedding(ids, check=False) + self.pos(pos)[None]
+        return words, words + self.pos(pos)[None]
 
     def listen(self, user: Tensor, mask: Tensor) -> Tensor:
         """Write a user turn to memory and return the decoder's memory [B, T, d]."""
         if not self.remember:
             self.encoder.reset()
-        x = self._embed(user)
+        words, x = self._embed(user)
         if self.config["decoder_reads"]:  # + the previous word: a write can be keyed by it
-            prev = self.vocab.embedding(user[:, :-1], check=False)
-            x = x + nn.functional.pad(self.prev_word(prev), (0, 0, 1, 0))
+            x = x + nn.functional.pad(self.prev_word(words[:, :-1]), (0, 0, 1, 0))
         y, self.recon = self.encoder(x, mask)
         return y
 
     def speak(self, heard: Tensor, mask: Tensor, reply_in: Tensor,
-              rows: Optional[Sequence[int]] = None) -> Tensor:
+              memory: Optional[List[Tensor]] = None) -> Tensor:
         """Logits [B, R, V] of the next words after reply_in [B, R] (teacher forcing). With
-        decoder_reads, each position reads the memory as the last listen() left it (rows: the
-        batch rows heard, reply_in and mask belong to; None: all)."""
+        decoder_reads, each position reads the memory: `memory` (the weights [B, ...] of the
+        rows heard belongs to, see memory_rows) or, when None, all of it as the last listen()
+        left it."""
         R = reply_in.shape[1]
         causal = nn.Transformer.generate_square_subsequent_mask(R, device=reply_in.device)
         keep = mask.clone()
         keep[:, 0] = True  # a row with nothing heard still has one key to attend to
-        h = self.decoder(self._embed(reply_in, self.config["max_len"]), heard, tgt_mask=causal,
-                         tgt_is_causal=True, memory_key_padding_mask=~keep)
+        said, x = self._embed(reply_in, self.config["max_len"])  # said: the last word, per position
+        h = self.decoder(x, heard, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=~keep)
         if self.config["decoder_reads"]:
-            W = self.encoder.state["W"]
-            if rows is not None:
-                W = [w[list(rows)] for w in W]
-            said = self.vocab.embedding(reply_in, check=False)  # the last word said, per position
+            W = self.encoder.state["W"] if memory is None else memory
             keys = torch.tanh(self.recall_key(torch.cat([h, said], -1)))  # [B, R, n_0]
             h = h + self.recall_out(self.encoder.memory.read(W, keys))
         return self.vocab.embedding.logits(h)
+
+    def memory_rows(self, rows: Sequence[int]) -> List[Tensor]:
+        """The memory weights of some batch rows (for speak / generate on those rows only)."""
+        index = torch.as_tensor(list(rows), dtype=torch.int64, device=self.pos.weight.device)
+        return [w.index_select(0, index) for w in self.encoder.state["W"]]
 
     def turn(self, user: Tensor, mask: Tensor, reply_in: Tensor) -> Tensor:
         return self.speak(self.listen(user, mask), mask, reply_in)
@@ -201,13 +206,14 @@ class MemoryChatbot(nn.Module):
     @torch.no_grad()
     def generate(self, heard: Tensor, mask: Tensor,
                  rows: Optional[Sequence[int]] = None) -> List[List[int]]:
-        """Greedy replies (ids without SOS / EOS) for every row of a heard turn (rows: as in
-        speak)."""
+        """Greedy replies (ids without SOS / EOS) for every row of a heard turn (rows: the batch
+        rows heard belongs to, None: all; their memory is selected once, not every word)."""
+        memory = None if rows is None or not self.config["decoder_reads"] else self.memory_rows(rows)
         B = heard.shape[0]
         out = torch.full((B, 1), SOS, dtype=torch.int64, device=heard.device)
         done = torch.zeros(B, dtype=torch.bool, device=heard.device)
         for _ in range(self.config["max_reply"]):
-            nxt = self.speak(heard, mask, out, rows)[:, -1].argmax(-1)
+            nxt = self.speak(heard, mask, out, memory)[:, -1].argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
             out = torch.cat([out, nxt[:, None]], 1)
             done |= nxt == EOS
